@@ -1,0 +1,140 @@
+"""Grounded answers: an extractive composer over retrieved explainer sentences, and optional LLM backends.
+
+Every answer is made only from approved explainer text; an LLM's sentence that the text does not support
+sends the reply back to the extractive answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from bot.index import Row
+from bot.readability import reading_grade
+from bot.retrieve import Retrieval, section_intents
+from bot.schemas import Source
+
+MAX_GRADE = 8.0
+
+
+@dataclass
+class Composed:
+    text: str
+    sources: list[Source]
+
+
+class AnswerBackend(Protocol):
+    """One method: turn a question and its retrieval into a grounded answer, or None to fall back."""
+
+    def compose(self, question: str, retrieval: Retrieval) -> Composed | None: ...
+
+
+class ExtractiveAnswerer:
+    """Picks the explainer sentences that best answer the question, in the explainer's own words."""
+
+    def __init__(self, max_words: int = 120, max_sentences: int = 4):
+        self.max_words = max_words
+        self.max_sentences = max_sentences
+
+    def compose(self, question: str, retrieval: Retrieval) -> Composed | None:
+        snap = retrieval.snapshot
+        if snap is None or not retrieval.hits or retrieval.sentence_similarity is None:
+            return None
+        primary = retrieval.hits[0].row.explainer_id
+        allowed = {primary}
+        if retrieval.comparing:
+            allowed |= set(retrieval.mentioned)
+        intents = section_intents(question)
+        sims = retrieval.sentence_similarity
+        chunk_rank = {}
+        for rank, hit in enumerate(retrieval.hits[:4]):
+            if hit.row.explainer_id in allowed:
+                chunk_rank.setdefault(hit.row.id, rank)
+        scored: list[tuple[float, int]] = []
+        for chunk_id, rank in chunk_rank.items():
+            for i in snap.sentences_of.get(chunk_id, []):
+                sentence = snap.sentences[i]
+                if sentence.text.rstrip().endswith("?") or "Sample content" in sentence.text:
+                    continue
+                score = float(sims[i]) - 0.06 * rank
+                if sentence.section in intents:
+                    score += 0.08
+                scored.append((score, i))
+        scored.sort(reverse=True)
+        chosen: list[int] = []
+        words = 0
+        for score, i in scored:
+            if len(chosen) >= self.max_sentences:
+                break
+            n = len(snap.sentences[i].text.split())
+            if chosen and (words + n > self.max_words or score < scored[0][0] - 0.18):
+                continue
+            if any(float(snap.sentence_vectors[i] @ snap.sentence_vectors[j]) > 0.9 for j in chosen):
+                continue
+            chosen.append(i)
+            words += n
+        if retrieval.comparing:
+            chosen = _cover_each(chosen, scored, snap.sentences, allowed)
+        chosen = _plain_enough([snap.sentences[i] for i in chosen])
+        if not chosen:
+            return None
+        ordered = _reading_order(chosen, [h.row.id for h in retrieval.hits])
+        return Composed(" ".join(r.text for r in ordered), _sources(ordered))
+
+
+def _cover_each(chosen: list[int], scored: list[tuple[float, int]], rows: list[Row], allowed: set[str]) -> list[int]:
+    """A comparison needs at least one sentence from each treatment compared."""
+    have = {rows[i].explainer_id for i in chosen}
+    for _, i in scored:
+        if rows[i].explainer_id not in have and rows[i].explainer_id in allowed:
+            chosen.append(i)
+            have.add(rows[i].explainer_id)
+    return chosen
+
+
+def _plain_enough(rows: list[Row]) -> list[Row]:
+    while len(rows) > 1 and reading_grade(" ".join(r.text for r in rows)) > MAX_GRADE:
+        rows.remove(max(rows, key=lambda r: reading_grade(r.text)))
+    return rows
+
+
+def _reading_order(rows: list[Row], chunk_order: list[str]) -> list[Row]:
+    rank = {cid: n for n, cid in enumerate(chunk_order)}
+
+    def key(row: Row) -> tuple[int, int]:
+        return rank.get(row.chunk_id, 99), int(row.id.rsplit("~", 1)[-1])
+
+    return sorted(rows, key=key)
+
+
+def _sources(rows: list[Row]) -> list[Source]:
+    seen: dict[tuple[str, str], Source] = {}
+    for row in rows:
+        seen.setdefault(
+            (row.explainer_id, row.section),
+            Source(row.explainer_id, row.title, row.section, row.version, row.reviewed_on),
+        )
+    return list(seen.values())
+
+
+# ---- the grounding check for generated text ----------------------------------------------------
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def supported(answer: str, source_text: str, sentence_vectors: np.ndarray, embed: object, threshold: float = 0.6) -> bool:
+    """Each sentence must be close in meaning to some source sentence, and every number must be in the source."""
+    source_numbers = set(_NUMBER.findall(source_text))
+    sentences = [s for s in _SENTENCE_END.split(answer.strip()) if s]
+    if not sentences:
+        return False
+    for sentence in sentences:
+        if any(n not in source_numbers for n in _NUMBER.findall(sentence)):
+            return False
+    vectors = np.asarray(embed.encode(sentences), dtype=np.float32)  # type: ignore[attr-defined]
+    best = (vectors @ sentence_vectors.T).max(axis=1)
+    return bool((best >= threshold).all())

@@ -1,0 +1,217 @@
+"""The pipeline: validate → redact → triage → retrieve → answer → store, one function per step.
+
+The raw message lives only in memory for one call. What is stored or logged is the redacted text,
+the kind, the rule that fired and timings; this module is the one place that logs an exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from bot.answer import AnswerBackend, ExtractiveAnswerer
+from bot.config import Settings
+from bot.embed import Embedder
+from bot.errors import ClinicbotError, IndexUnavailable, InvalidMessage, PipelineError, StoreUnavailable
+from bot.index import Index, connect
+from bot.knowledge import approved, load_explainers
+from bot.redact import Redactor
+from bot.replies import reply_text
+from bot.retrieve import ExplainerRetriever, HybridSearch, Retrieval
+from bot.schemas import Redaction, Reply
+from bot.store import Store, new_id
+from bot.triage import Triage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FOLLOW_UP = re.compile(r"\b(?:it|its|it's|that|this|they|them|those|these|one|results?|same)\b", re.IGNORECASE)
+
+
+def validate(message: object, max_chars: int) -> str:
+    """The message as text, or InvalidMessage with a sentence the patient can act on."""
+    if isinstance(message, bytes):
+        try:
+            message = message.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidMessage("Your message could not be read (it is not valid UTF-8 text). Please type it again.") from None
+    if not isinstance(message, str):
+        raise InvalidMessage("Please send your question as text.")
+    if any(unicodedata.category(c) == "Cs" for c in message):
+        raise InvalidMessage("Your message could not be read (it contains broken characters). Please type it again.")
+    if _CONTROL.search(message):
+        raise InvalidMessage("Your message contains control characters. Please type it again as plain text.")
+    text = message.strip()
+    if not text:
+        raise InvalidMessage("Please type a question first.")
+    if len(text) > max_chars:
+        raise InvalidMessage(
+            f"Your message is {len(text):,} characters long. Please keep it under {max_chars:,} characters, "
+            "or split it into shorter questions."
+        )
+    return text
+
+
+@dataclass
+class Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def step(self, name: str, fn: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return fn()
+        except ClinicbotError:
+            raise
+        except Exception as exc:
+            # The exception boundary: nothing of the patient's text leaves in a message or a traceback.
+            log.error("pipeline step %s failed: %s", name, type(exc).__name__)
+            raise PipelineError(f"the {name} step failed; please try again or call the clinic") from None
+        finally:
+            self.timings[name] = (time.perf_counter() - start) * 1000
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redactor: Redactor,
+        triage: Triage,
+        search: HybridSearch | None,
+        store: Store | None,
+        backend: AnswerBackend | None = None,
+        index_error: str = "",
+    ):
+        self.settings = settings
+        self.redactor = redactor
+        self.triage = triage
+        self.search = search
+        self.retriever = ExplainerRetriever(search=search) if search else None
+        self.store = store
+        self.extractive = ExtractiveAnswerer(max_words=settings.answer_max_words)
+        self.backend = backend
+        self.index_error = index_error
+
+    @classmethod
+    def build(cls, settings: Settings, *, need_index: bool = True) -> Pipeline:
+        """Load the models and connect the stores once; used by the CLI and the web app."""
+        redactor = Redactor()
+        triage = Triage()
+        embedder = Embedder(settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads)
+        search = None
+        index_error = ""
+        try:
+            index = Index(connect(settings), embedder)
+            aliases = {
+                alias: e.id for e in approved(load_explainers(settings.knowledge_dir)) for alias in e.meta.aliases
+            }
+            search = HybridSearch(index, embedder, aliases)
+            index.snapshot()
+        except IndexUnavailable as exc:
+            if need_index:
+                raise
+            index_error = str(exc)
+        store = Store(settings.database_url_resolved)
+        backend = None
+        if settings.llm:
+            from bot.llm import llm_backend
+
+            backend = llm_backend(settings, embedder)
+        return cls(settings, redactor=redactor, triage=triage, search=search, store=store, backend=backend,
+                   index_error=index_error)
+
+    # ---- the flow ------------------------------------------------------------------------------
+    def ask(self, message: object, session: str | None = None) -> Reply:
+        started = time.perf_counter()
+        timer = Timer()
+        text = validate(message, self.settings.max_message_chars)
+        session = session or new_id()
+        redaction = timer.step("redact", lambda: self.redactor.redact(text))
+        decision = timer.step("triage", lambda: self.triage.classify(text))
+        if decision.kind != "pass":
+            reply = Reply(kind=decision.kind, text=reply_text(decision.rule if decision.kind == "emergency" else decision.kind, self.settings),  # type: ignore[arg-type]
+                          rule=decision.rule)
+        else:
+            reply = self._answer(text, session, timer)
+        reply.session = session
+        reply.reply_id = new_id()
+        reply.timings_ms = timer.timings
+        reply.latency_ms = (time.perf_counter() - started) * 1000
+        self._store(redaction, reply, timer)
+        reply.latency_ms = (time.perf_counter() - started) * 1000
+        log.info("exchange kind=%s rule=%s latency_ms=%.1f stored=%s", reply.kind, reply.rule, reply.latency_ms, reply.stored)
+        return reply
+
+    def _answer(self, text: str, session: str, timer: Timer) -> Reply:
+        if self.search is None:
+            return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
+        context = self._context_topic(text, session)
+        try:
+            retrieval: Retrieval = timer.step("retrieve", lambda: self.search.search(text, context_topic=context))  # type: ignore[union-attr]
+        except IndexUnavailable:
+            return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
+        if not retrieval.hits or retrieval.confidence < self.settings.min_confidence:
+            return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="retrieve.low_confidence",
+                         confidence=retrieval.confidence)
+        composed = None
+        if self.backend is not None:
+            composed = timer.step("answer", lambda: self.backend.compose(text, retrieval))  # type: ignore[union-attr]
+        if composed is None:
+            composed = timer.step("answer", lambda: self.extractive.compose(text, retrieval))
+        if composed is None:
+            return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="answer.nothing_grounded")
+        return Reply(kind="answer", text=composed.text, sources=composed.sources, rule="answer.extractive"
+                     if self.backend is None else "answer.generated", confidence=retrieval.confidence)
+
+    def _context_topic(self, text: str, session: str) -> str | None:
+        """For a short follow-up ("how long does it last?"), the topic of the session's last answer."""
+        if self.store is None or len(text.split()) > 14 or not _FOLLOW_UP.search(text):
+            return None
+        try:
+            return self.store.last_topic(session)
+        except StoreUnavailable:
+            return None
+
+    def _store(self, redaction: Redaction, reply: Reply, timer: Timer) -> None:
+        if self.store is None:
+            reply.stored = False
+            return
+        try:
+            timer.step(
+                "store",
+                lambda: self.store.record_exchange(  # type: ignore[union-attr]
+                    session_id=reply.session,
+                    kind=reply.kind,
+                    rule=reply.rule,
+                    question_redacted=redaction.text,
+                    reply_text=reply.text,
+                    sources=[s.public() for s in reply.sources],
+                    topic=reply.sources[0].id if reply.sources else "",
+                    confidence=reply.confidence,
+                    latency_ms=reply.latency_ms,
+                    reply_id=reply.reply_id,
+                ),
+            )
+        except (StoreUnavailable, PipelineError):
+            reply.stored = False
+            log.warning("exchange not stored: the database is unavailable")
+
+    def feedback(self, reply_id: str, helpful: bool, comment: str = "") -> bool:
+        comment = validate(comment, self.settings.max_message_chars) if comment.strip() else ""
+        redacted = self.redactor.redact(comment).text if comment else ""
+        if self.store is None:
+            raise StoreUnavailable("feedback cannot be stored right now")
+        return self.store.add_feedback(reply_id, helpful, redacted)
+
+    def health(self) -> dict[str, object]:
+        index = self.search.index.status() if self.search else {"status": "down", "detail": self.index_error}
+        database = self.store.status() if self.store else {"status": "down"}
+        ok = index.get("status") == "ok" and database.get("status") == "ok"
+        down = index.get("status") != "ok" and database.get("status") != "ok"
+        return {"status": "ok" if ok else ("down" if down else "degraded"), "index": index, "database": database}

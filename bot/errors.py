@@ -1,0 +1,47 @@
+"""The exception tree. Every message says what to do next and never carries patient text.
+
+    ClinicbotError
+    ├── ConfigError            a setting is wrong or missing
+    ├── ModelError             a bundled model is missing or its files do not match the pinned hash
+    ├── KnowledgeError         explainer files are invalid (carries path:line problems)
+    ├── IndexUnavailable       the Chroma index cannot be reached or has not been built
+    ├── StoreUnavailable       the database cannot be reached
+    ├── InvalidMessage         the patient's message cannot be processed (empty, too long, bad encoding)
+    └── PipelineError          an unexpected failure inside the pipeline, with the patient text stripped
+"""
+
+from __future__ import annotations
+
+
+class ClinicbotError(Exception):
+    """Base class: str(error) is a complete, patient-text-free sentence saying what to do."""
+
+
+class ConfigError(ClinicbotError):
+    pass
+
+
+class ModelError(ClinicbotError):
+    pass
+
+
+class KnowledgeError(ClinicbotError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class IndexUnavailable(ClinicbotError):
+    pass
+
+
+class StoreUnavailable(ClinicbotError):
+    pass
+
+
+class InvalidMessage(ClinicbotError):
+    """The message itself cannot be handled; str() is safe to show to the patient."""
+
+
+class PipelineError(ClinicbotError):
+    pass

