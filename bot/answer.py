@@ -14,10 +14,24 @@ import numpy as np
 
 from bot.index import Row
 from bot.readability import reading_grade
-from bot.retrieve import Retrieval, section_intents
+from bot.retrieve import Retrieval, section_intents, tokens
 from bot.schemas import Source
 
 MAX_GRADE = 8.0
+_DURATION = r"\b\d+(?:\s*(?:to|-|or)\s*\d+)?\s*(?:minutes?|hours?|days?|weeks?|months?|years?)\b"
+# What kind of sentence answers what kind of question: (question pattern, answering-sentence pattern).
+ANSWER_CUES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
+    (re.compile(q, re.IGNORECASE), re.compile(a, re.IGNORECASE))
+    for q, a in (
+        (r"\blast(?:s|ing)?\b|\bwear(?:s)? off\b|\bpermanent\b|\bforever\b", r"\blast|\bpermanent|\bfade|\bwear"),
+        (r"\bhow long (?:until|before|till|to see|does it take)\b|\bkick in\b|\bwhen will i see\b|\bstart working\b", _DURATION),
+        (r"\bhow (?:many|often)\b|\bsessions?\b|\btreatments? (?:do|will)\b", r"\b\d+(?:\s*(?:to|-|or)\s*\d+)?\s*(?:sessions?|treatments?|visits?)\b|\bevery\b|\bapart\b"),
+        (r"\bhurts?\b|\bpainful\b|\bpain\b|\bsting\b|\bnumb", r"\bpain|\bhurt|\bpinch|\bsting|\bnumb|\bdiscomfort|\bsore|\bcream"),
+        (r"\bcost|\bprice|\bhow much (?:is|does|are|for)\b|\bexpensive|\bcheap|\bafford", r"\bcost|\bprice|\bpay|\bdepends|\bfee"),
+        (r"\bdowntime\b|\brecover|\bback to work\b|\bheal", r"\bdowntime|\brecover|\bheal|\bback to|\bwork|" + _DURATION),
+        (r"\brisks?\b|\bside effects?\b|\bsafe\b|\bdanger|\bcomplication", r"\brisk|\bside effect|\brare|\bcommon|\bserious"),
+    )
+)
 
 
 @dataclass
@@ -48,21 +62,30 @@ class ExtractiveAnswerer:
         if retrieval.comparing:
             allowed |= set(retrieval.mentioned)
         intents = section_intents(question)
-        sims = retrieval.sentence_similarity
-        chunk_rank = {}
+        sims = _entity_neutral(retrieval, snap)
+        chunk_rank: dict[str, int] = {}
         for rank, hit in enumerate(retrieval.hits[:4]):
             if hit.row.explainer_id in allowed:
                 chunk_rank.setdefault(hit.row.id, rank)
+        for row in snap.sections:  # the section the question asks about, even if it ranked lower
+            if row.explainer_id in allowed and row.section in intents:
+                chunk_rank.setdefault(row.id, 1)
+        cues = [answer for question_cue, answer in ANSWER_CUES if question_cue.search(question)]
+        candidates = [
+            (i, rank)
+            for chunk_id, rank in chunk_rank.items()
+            for i in snap.sentences_of.get(chunk_id, [])
+            if not snap.sentences[i].text.rstrip().endswith("?") and "Sample content" not in snap.sentences[i].text
+        ]
+        overlap = _distinctive_overlap(question, [snap.sentences[i].text for i, _ in candidates])
         scored: list[tuple[float, int]] = []
-        for chunk_id, rank in chunk_rank.items():
-            for i in snap.sentences_of.get(chunk_id, []):
-                sentence = snap.sentences[i]
-                if sentence.text.rstrip().endswith("?") or "Sample content" in sentence.text:
-                    continue
-                score = float(sims[i]) - 0.06 * rank
-                if sentence.section in intents:
-                    score += 0.08
-                scored.append((score, i))
+        for (i, rank), shared in zip(candidates, overlap, strict=True):
+            score = float(sims[i]) - 0.06 * rank + 0.2 * shared
+            if snap.sentences[i].section in intents:
+                score += 0.08
+            if cues and any(cue.search(snap.sentences[i].text) for cue in cues):
+                score += 0.12
+            scored.append((score, i))
         scored.sort(reverse=True)
         chosen: list[int] = []
         words = 0
@@ -83,6 +106,29 @@ class ExtractiveAnswerer:
             return None
         ordered = _reading_order(chosen, [h.row.id for h in retrieval.hits])
         return Composed(" ".join(r.text for r in ordered), _sources(ordered))
+
+
+def _entity_neutral(retrieval: Retrieval, snap: object) -> np.ndarray:
+    """Sentence similarity with the named treatment taken out of the query, so that sentences are
+    ranked by what they say about it, not by how often they repeat its name."""
+    if retrieval.entity_vector is None or not retrieval.query_vector:
+        return retrieval.sentence_similarity
+    query = np.asarray(retrieval.query_vector, dtype=np.float32) - 0.8 * retrieval.entity_vector
+    query /= max(float(np.linalg.norm(query)), 1e-6)
+    return snap.sentence_vectors @ query  # type: ignore[attr-defined,no-any-return]
+
+
+def _distinctive_overlap(question: str, sentences: list[str]) -> list[float]:
+    """Share of the question's distinctive words (not in most candidate sentences) that each sentence has."""
+    query = set(tokens(question))
+    bags = [set(tokens(s)) for s in sentences]
+    if not query or not bags:
+        return [0.0] * len(sentences)
+    common = {t for t in query if sum(t in b for b in bags) > len(bags) / 2}
+    distinctive = query - common
+    if not distinctive:
+        return [0.0] * len(sentences)
+    return [len(distinctive & b) / len(distinctive) for b in bags]
 
 
 def _cover_each(chosen: list[int], scored: list[tuple[float, int]], rows: list[Row], allowed: set[str]) -> list[int]:

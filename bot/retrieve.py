@@ -83,6 +83,7 @@ class Retrieval:
     query_vector: list[float] = field(default_factory=list)
     sentence_similarity: Any = None
     snapshot: Snapshot | None = None
+    entity_vector: Any = None
 
 
 class AliasMatcher:
@@ -94,19 +95,22 @@ class AliasMatcher:
         self._words = {a: e for a, e in aliases.items() if " " not in a and len(a) >= 5}
         self._patterns = [(re.compile(rf"(?<![a-z0-9]){re.escape(a)}(?![a-z0-9])"), a) for a in self._phrases]
 
-    def find(self, question: str) -> list[str]:
+    def find(self, question: str) -> dict[str, str]:
+        """Explainer id → the alias the question used for it, in order of appearance."""
         text = question.lower().replace("é", "e")
-        found: list[str] = []
+        found: dict[str, tuple[int, str]] = {}
         for pattern, alias in self._patterns:
-            if pattern.search(text) and self.aliases[alias] not in found:
-                found.append(self.aliases[alias])
-        for word in set(re.findall(r"[a-z0-9]{5,}", text)):
+            match = pattern.search(text)
+            if match and self.aliases[alias] not in found:
+                found[self.aliases[alias]] = (match.start(), alias)
+        for match in re.finditer(r"[a-z0-9]{5,}", text):
+            word = match.group(0)
             if word in self.aliases:
                 continue
             close = difflib.get_close_matches(word, self._words, n=1, cutoff=0.84)
             if close and self._words[close[0]] not in found:
-                found.append(self._words[close[0]])
-        return found
+                found[self._words[close[0]]] = (match.start(), close[0])
+        return {e: alias for e, (_, alias) in sorted(found.items(), key=lambda kv: kv[1][0])}
 
 
 class HybridSearch:
@@ -136,7 +140,11 @@ class HybridSearch:
             scores = bm25.get_scores(query_tokens)
             top = max(float(scores.max()), 1e-9)
             keyword = {rows[i].id: float(s) / top for i, s in enumerate(scores) if s > 0}
-        mentioned = self.matcher.find(question)
+        named = self.matcher.find(question)
+        mentioned = list(named)
+        entity = None
+        if named:
+            entity = np.mean([self.embedder.embed_query(a) for a in named.values()], axis=0).astype(np.float32)
         implicit = not mentioned and context_topic is not None
         topics = set(mentioned) | ({context_topic} if implicit and context_topic else set())
         intents = section_intents(question)
@@ -163,7 +171,7 @@ class HybridSearch:
         hits.sort(key=lambda h: -h.score)
         best_sim = max((h.similarity for h in hits), default=0.0)
         confidence = best_sim + (0.25 if topics else 0.0) + 0.1 * max(keyword.values(), default=0.0)
-        return Retrieval(hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap)
+        return Retrieval(hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap, entity)
 
 
 class ExplainerRetriever(BaseRetriever):

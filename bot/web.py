@@ -1,0 +1,103 @@
+"""The web app: FastAPI with the HTTP interface of DESIGN.md, the patient widget at / and the console at /staff.
+
+Models load once, when the app is created, never per message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from bot.chat import Pipeline
+from bot.config import get_settings
+from bot.errors import ClinicbotError, InvalidMessage, StoreUnavailable
+from bot.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+class ChatRequest(BaseModel):
+    message: Any = None
+    session: str | None = None
+
+
+class FeedbackRequest(BaseModel):
+    reply_id: str
+    helpful: bool
+    comment: str = ""
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(pipeline: Pipeline | None = None) -> FastAPI:
+    import gradio as gr
+
+    from bot.ui import patient
+
+    settings = get_settings() if pipeline is None else pipeline.settings
+    if pipeline is None:
+        pipeline = Pipeline.build(settings, need_index=False)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    app = FastAPI(title="clinicbot", docs_url=None, redoc_url=None)
+    app.state.pipeline = pipeline
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.url.path.startswith("/staff"):
+            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        elif settings.site_origins:
+            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self' " + " ".join(settings.site_origins))
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        health = pipeline.health()
+        return JSONResponse(health, status_code=200 if health["status"] != "down" else 503)
+
+    @app.post("/api/chat")
+    def chat(body: ChatRequest, request: Request) -> JSONResponse:
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(f"api:{client}"):
+            return _error(429, "Too many messages: please wait a minute and try again.")
+        try:
+            reply = pipeline.ask(body.message, session=body.session)
+        except InvalidMessage as exc:
+            return _error(400, str(exc))
+        except ClinicbotError as exc:
+            log.error("chat failed: %s", type(exc).__name__)
+            return _error(503, f"The assistant can't answer right now; please call {settings.clinic_phone}.")
+        out = reply.public(None)
+        out.update(session=reply.session, reply_id=reply.reply_id, stored=reply.stored)
+        return JSONResponse(out)
+
+    @app.post("/api/feedback")
+    def feedback(body: FeedbackRequest) -> JSONResponse:
+        try:
+            found = pipeline.feedback(body.reply_id, body.helpful, body.comment)
+        except InvalidMessage as exc:
+            return _error(400, str(exc))
+        except StoreUnavailable:
+            return _error(503, "Feedback can't be saved right now; please try again later.")
+        if not found:
+            return _error(404, "No reply with that id; send the reply_id returned by /api/chat.")
+        return JSONResponse({"ok": True})
+
+    @app.get("/staff", response_class=HTMLResponse)
+    def staff() -> str:
+        return (
+            "<!doctype html><title>Staff console</title><main><h1>Staff console</h1>"
+            "<p>The curation console is not built yet. Explainers are edited as files under "
+            "<code>knowledge/explainers/</code> and published with <code>clinicbot ingest</code>.</p></main>"
+        )
+
+    widget = patient.create_app(pipeline, limiter)
+    return gr.mount_gradio_app(app, widget, path="/", theme=gr.themes.Soft(), footer_links=[])
