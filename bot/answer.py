@@ -24,12 +24,30 @@ ANSWER_CUES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
     (re.compile(q, re.IGNORECASE), re.compile(a, re.IGNORECASE))
     for q, a in (
         (r"\blast(?:s|ing)?\b|\bwear(?:s)? off\b|\bpermanent\b|\bforever\b", r"\blast|\bpermanent|\bfade|\bwear"),
-        (r"\bhow long (?:until|before|till|to see|does it take)\b|\bkick in\b|\bwhen will i see\b|\bstart working\b", _DURATION),
-        (r"\bhow (?:many|often)\b|\bsessions?\b|\btreatments? (?:do|will)\b", r"\b\d+(?:\s*(?:to|-|or)\s*\d+)?\s*(?:sessions?|treatments?|visits?)\b|\bevery\b|\bapart\b"),
-        (r"\bhurts?\b|\bpainful\b|\bpain\b|\bsting\b|\bnumb", r"\bpain|\bhurt|\bpinch|\bsting|\bnumb|\bdiscomfort|\bsore|\bcream"),
-        (r"\bcost|\bprice|\bhow much (?:is|does|are|for)\b|\bexpensive|\bcheap|\bafford", r"\bcost|\bprice|\bpay|\bdepends|\bfee"),
-        (r"\bdowntime\b|\brecover|\bback to work\b|\bheal", r"\bdowntime|\brecover|\bheal|\bback to|\bwork|" + _DURATION),
-        (r"\brisks?\b|\bside effects?\b|\bsafe\b|\bdanger|\bcomplication", r"\brisk|\bside effect|\brare|\bcommon|\bserious"),
+        (
+            r"\bhow long (?:until|before|till|to see|does it take)\b|\bkick in\b|\bwhen will i see\b|\bstart working\b",
+            _DURATION,
+        ),
+        (
+            r"\bhow (?:many|often)\b|\bsessions?\b|\btreatments? (?:do|will)\b",
+            r"\b\d+(?:\s*(?:to|-|or)\s*\d+)?\s*(?:sessions?|treatments?|visits?)\b|\bevery\b|\bapart\b",
+        ),
+        (
+            r"\bhurts?\b|\bpainful\b|\bpain\b|\bsting\b|\bnumb",
+            r"\bpain|\bhurt|\bpinch|\bsting|\bnumb|\bdiscomfort|\bsore|\bcream",
+        ),
+        (
+            r"\bcost|\bprice|\bhow much (?:is|does|are|for)\b|\bexpensive|\bcheap|\bafford",
+            r"\bcost|\bprice|\bpay|\bdepends|\bfee",
+        ),
+        (
+            r"\bdowntime\b|\brecover|\bback to work\b|\bheal",
+            r"\bdowntime|\brecover|\bheal|\bback to|\bwork|" + _DURATION,
+        ),
+        (
+            r"\brisks?\b|\bside effects?\b|\bsafe\b|\bdanger|\bcomplication",
+            r"\brisk|\bside effect|\brare|\bcommon|\bserious",
+        ),
     )
 )
 
@@ -101,10 +119,10 @@ class ExtractiveAnswerer:
             words += n
         if retrieval.comparing:
             chosen = _cover_each(chosen, scored, snap.sentences, allowed)
-        chosen = _plain_enough([snap.sentences[i] for i in chosen])
-        if not chosen:
+        rows = _plain_enough([snap.sentences[i] for i in chosen])
+        if not rows:
             return None
-        ordered = _reading_order(chosen, [h.row.id for h in retrieval.hits])
+        ordered = _reading_order(rows, [h.row.id for h in retrieval.hits])
         return Composed(" ".join(r.text for r in ordered), _sources(ordered))
 
 
@@ -172,7 +190,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def supported(answer: str, source_text: str, sentence_vectors: np.ndarray, embed: object, threshold: float = 0.6) -> bool:
+def supported(
+    answer: str, source_text: str, sentence_vectors: np.ndarray, embed: object, threshold: float = 0.6
+) -> bool:
     """Each sentence must be close in meaning to some source sentence, and every number must be in the source."""
     source_numbers = set(_NUMBER.findall(source_text))
     sentences = [s for s in _SENTENCE_END.split(answer.strip()) if s]

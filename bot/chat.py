@@ -40,7 +40,9 @@ def validate(message: object, max_chars: int) -> str:
         try:
             message = message.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidMessage("Your message could not be read (it is not valid UTF-8 text). Please type it again.") from None
+            raise InvalidMessage(
+                "Your message could not be read (it is not valid UTF-8 text). Please type it again."
+            ) from None
     if not isinstance(message, str):
         raise InvalidMessage("Please send your question as text.")
     if any(unicodedata.category(c) == "Cs" for c in message):
@@ -76,6 +78,23 @@ class Timer:
             self.timings[name] = (time.perf_counter() - start) * 1000
 
 
+@dataclass
+class Models:
+    """The heavy parts, loaded once per process and shared by every pipeline in it."""
+
+    redactor: Redactor
+    triage: Triage
+    embedder: Embedder
+
+    @classmethod
+    def load(cls, settings: Settings) -> Models:
+        return cls(
+            redactor=Redactor(),
+            triage=Triage(),
+            embedder=Embedder(settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads),
+        )
+
+
 class Pipeline:
     def __init__(
         self,
@@ -99,15 +118,22 @@ class Pipeline:
         self.index_error = index_error
 
     @classmethod
-    def build(cls, settings: Settings, *, need_index: bool = True) -> Pipeline:
+    def build(cls, settings: Settings, *, need_index: bool = True, models: Models | None = None) -> Pipeline:
         """Load the models and connect the stores once; used by the CLI and the web app."""
-        redactor = Redactor()
-        triage = Triage()
-        embedder = Embedder(settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads)
-        search = None
-        index_error = ""
+        client, index_error = None, ""
         try:
-            index = Index(connect(settings), embedder)
+            client = connect(settings)  # before the models load: a wrong setting fails in a second, not ten
+        except IndexUnavailable as exc:
+            if need_index:
+                raise
+            index_error = str(exc)
+        models = models or Models.load(settings)
+        redactor, triage, embedder = models.redactor, models.triage, models.embedder
+        search = None
+        try:
+            if client is None:
+                raise IndexUnavailable(index_error)
+            index = Index(client, embedder)
             aliases = {
                 alias: e.id for e in approved(load_explainers(settings.knowledge_dir)) for alias in e.meta.aliases
             }
@@ -123,8 +149,15 @@ class Pipeline:
             from bot.llm import llm_backend
 
             backend = llm_backend(settings, embedder)
-        return cls(settings, redactor=redactor, triage=triage, search=search, store=store, backend=backend,
-                   index_error=index_error)
+        return cls(
+            settings,
+            redactor=redactor,
+            triage=triage,
+            search=search,
+            store=store,
+            backend=backend,
+            index_error=index_error,
+        )
 
     # ---- the flow ------------------------------------------------------------------------------
     def ask(self, message: object, session: str | None = None) -> Reply:
@@ -135,8 +168,8 @@ class Pipeline:
         redaction = timer.step("redact", lambda: self.redactor.redact(text))
         decision = timer.step("triage", lambda: self.triage.classify(text))
         if decision.kind != "pass":
-            reply = Reply(kind=decision.kind, text=reply_text(decision.rule if decision.kind == "emergency" else decision.kind, self.settings),  # type: ignore[arg-type]
-                          rule=decision.rule)
+            template = decision.rule if decision.kind == "emergency" else decision.kind
+            reply = Reply(kind=decision.kind, text=reply_text(template, self.settings), rule=decision.rule)  # type: ignore[arg-type]
         else:
             reply = self._answer(text, session, timer)
         reply.session = session
@@ -145,7 +178,9 @@ class Pipeline:
         reply.latency_ms = (time.perf_counter() - started) * 1000
         self._store(redaction, reply, timer)
         reply.latency_ms = (time.perf_counter() - started) * 1000
-        log.info("exchange kind=%s rule=%s latency_ms=%.1f stored=%s", reply.kind, reply.rule, reply.latency_ms, reply.stored)
+        log.info(
+            "exchange kind=%s rule=%s latency_ms=%.1f stored=%s", reply.kind, reply.rule, reply.latency_ms, reply.stored
+        )
         return reply
 
     def _answer(self, text: str, session: str, timer: Timer) -> Reply:
@@ -157,8 +192,12 @@ class Pipeline:
         except IndexUnavailable:
             return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
         if not retrieval.hits or retrieval.confidence < self.settings.min_confidence:
-            return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="retrieve.low_confidence",
-                         confidence=retrieval.confidence)
+            return Reply(
+                kind="unknown",
+                text=reply_text("unknown", self.settings),
+                rule="retrieve.low_confidence",
+                confidence=retrieval.confidence,
+            )
         composed = None
         if self.backend is not None:
             composed = timer.step("answer", lambda: self.backend.compose(text, retrieval))  # type: ignore[union-attr]
@@ -166,8 +205,13 @@ class Pipeline:
             composed = timer.step("answer", lambda: self.extractive.compose(text, retrieval))
         if composed is None:
             return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="answer.nothing_grounded")
-        return Reply(kind="answer", text=composed.text, sources=composed.sources, rule="answer.extractive"
-                     if self.backend is None else "answer.generated", confidence=retrieval.confidence)
+        return Reply(
+            kind="answer",
+            text=composed.text,
+            sources=composed.sources,
+            rule="answer.extractive" if self.backend is None else "answer.generated",
+            confidence=retrieval.confidence,
+        )
 
     def _context_topic(self, text: str, session: str) -> str | None:
         """For a short follow-up ("how long does it last?"), the topic of the session's last answer."""

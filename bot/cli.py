@@ -23,8 +23,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Patient-educ
 def _setup_logging(verbose: bool = False) -> None:
     from bot.logfilter import install
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     install()
 
 
@@ -117,11 +120,13 @@ def ask(
             return
         typer.echo(f"[{reply.kind}] {reply.text}")
         for source in reply.sources:
-            typer.echo(f"  source: {source.title} — {source.section} (v{source.version}, reviewed {source.reviewed_on})")
+            typer.echo(
+                f"  source: {source.title} — {source.section} (v{source.version}, reviewed {source.reviewed_on})"
+            )
         return
-    for request_id, error, obj in _lines(sys.stdin):
-        if error or obj is None:
-            _emit({"id": request_id, "error": error})
+    for request_id, problem, obj in _lines(sys.stdin):
+        if problem or obj is None:
+            _emit({"id": request_id, "error": problem})
             continue
         if "question" not in obj:
             _emit({"id": request_id, "error": "the object has no 'question' field"})
@@ -154,9 +159,9 @@ def redact(jsonl: Annotated[bool, typer.Option("--jsonl", help="batch: objects w
             raise typer.Exit(1) from None
         typer.echo(redactor.redact(text).text)
         return
-    for request_id, error, obj in _lines(sys.stdin):
-        if error or obj is None:
-            _emit({"id": request_id, "error": error})
+    for request_id, problem, obj in _lines(sys.stdin):
+        if problem or obj is None:
+            _emit({"id": request_id, "error": problem})
             continue
         if "text" not in obj:
             _emit({"id": request_id, "error": "the object has no 'text' field"})
@@ -182,7 +187,9 @@ def serve(
 
     settings = get_settings()
     if settings.production and settings.secret_key == "change-me":
-        typer.echo("error: CLINICBOT_SECRET_KEY is the default; set a long random value before running in production", err=True)
+        typer.echo(
+            "error: CLINICBOT_SECRET_KEY is the default; set a long random value before running in production", err=True
+        )
         raise typer.Exit(1)
     uvicorn.run("bot.web:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 

@@ -18,9 +18,9 @@ class Settings(BaseSettings):
     # Where things live
     data_dir: Path = Path("./data")
     knowledge_dir: Path = Path("./knowledge")
-    chroma_url: str = Field("", description="empty = embedded Chroma under data_dir; else http://host:port")
-    database_url: str = Field("", description="empty = SQLite under data_dir; else any SQLAlchemy URL")
-    llm: str = Field("", description="empty = extractive answers; 'openai:MODEL@BASE_URL' or 'ollama:MODEL'")
+    chroma_url: str = Field(default="", description="empty = embedded Chroma under data_dir; else http://host:port")
+    database_url: str = Field(default="", description="empty = SQLite under data_dir; else any SQLAlchemy URL")
+    llm: str = Field(default="", description="empty = extractive answers; 'openai:MODEL@BASE_URL' or 'ollama:MODEL'")
     llm_api_key: str = ""
 
     # The clinic, as patients see it

@@ -19,6 +19,8 @@ from bot.errors import ModelError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def bundled_model_path() -> Path:
@@ -51,7 +53,10 @@ class Embedder(Embeddings):
 
     def __init__(self, path: Path | None, expected_sha256: str, threads: int = 2):
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()
 
         model_path = path or bundled_model_path()
         verify_model(model_path, expected_sha256)

@@ -1,13 +1,13 @@
 """The exception tree. Every message says what to do next and never carries patient text.
 
-    ClinicbotError
-    ├── ConfigError            a setting is wrong or missing
-    ├── ModelError             a bundled model is missing or its files do not match the pinned hash
-    ├── KnowledgeError         explainer files are invalid (carries path:line problems)
-    ├── IndexUnavailable       the Chroma index cannot be reached or has not been built
-    ├── StoreUnavailable       the database cannot be reached
-    ├── InvalidMessage         the patient's message cannot be processed (empty, too long, bad encoding)
-    └── PipelineError          an unexpected failure inside the pipeline, with the patient text stripped
+ClinicbotError
+├── ConfigError            a setting is wrong or missing
+├── ModelError             a bundled model is missing or its files do not match the pinned hash
+├── KnowledgeError         explainer files are invalid (carries path:line problems)
+├── IndexUnavailable       the Chroma index cannot be reached or has not been built
+├── StoreUnavailable       the database cannot be reached
+├── InvalidMessage         the patient's message cannot be processed (empty, too long, bad encoding)
+└── PipelineError          an unexpected failure inside the pipeline, with the patient text stripped
 """
 
 from __future__ import annotations

@@ -13,10 +13,14 @@ from bot.index import Index, SyncReport, connect
 from bot.knowledge import approved, chunks, load_explainers
 
 
-def ingest(settings: Settings, embedder: Embedder | None = None, progress: Callable[[str], None] = lambda _: None) -> SyncReport:
+def ingest(
+    settings: Settings, embedder: Embedder | None = None, progress: Callable[[str], None] = lambda _: None
+) -> SyncReport:
     explainers = load_explainers(settings.knowledge_dir)  # raises KnowledgeError with path:line problems
     serving = approved(explainers)
     progress(f"{len(explainers)} explainers valid, {len(serving)} approved")
-    embedder = embedder or Embedder(settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads)
+    embedder = embedder or Embedder(
+        settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads
+    )
     index = Index(connect(settings), embedder)
     return index.sync([c for e in serving for c in chunks(e)], progress=progress)

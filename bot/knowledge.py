@@ -17,8 +17,7 @@ from bot.errors import KnowledgeError
 from bot.schemas import Chunk, Explainer, ExplainerMeta, Section
 
 NOTICE = (
-    "Sample content: the clinic's own clinicians must review and approve this explainer "
-    "before patients rely on it."
+    "Sample content: the clinic's own clinicians must review and approve this explainer before patients rely on it."
 )
 FAQ_HEADING = "Questions patients ask"
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
@@ -60,6 +59,8 @@ def parse_explainer(text: str, path: str) -> Explainer:
         problems = []
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else ""
+            if not key and "review_due" in err["msg"]:
+                key = "review_due"
             line = _line_of_key(front, key) if key else 1
             where = f"'{key}'" if key else "front matter"
             problems.append(f"{path}:{line}: {where}: {err['msg']}")
@@ -68,7 +69,7 @@ def parse_explainer(text: str, path: str) -> Explainer:
     if meta.id != stem:
         line = _line_of_key(front, "id")
         raise KnowledgeError([f"{path}:{line}: id '{meta.id}' must equal the file name '{stem}'"])
-    body_start_line = front.count("\n") + 3
+    body_start_line = text[: match.end()].count("\n") + 1
     body = text[match.end() :]
     sections = _sections(body, body_start_line)
     if not sections:
@@ -130,8 +131,20 @@ def alias_conflicts(explainers: Iterable[Explainer]) -> list[str]:
         for alias in explainer.meta.aliases:
             other = owner.setdefault(alias, explainer.id)
             if other != explainer.id:
-                problems.append(f"{explainer.path}:1: alias '{alias}' is also claimed by '{other}'")
+                line = _line_of_alias(explainer.path, alias)
+                problems.append(f"{explainer.path}:{line}: alias '{alias}' is also claimed by '{other}'")
     return problems
+
+
+def _line_of_alias(path: str, alias: str) -> int:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 1
+    for number, line in enumerate(lines, start=1):
+        if line.strip().lstrip("-").strip().strip("'\"").lower() == alias:
+            return number
+    return 1
 
 
 def approved(explainers: Iterable[Explainer]) -> list[Explainer]:
@@ -165,9 +178,7 @@ def chunks(explainer: Explainer) -> list[Chunk]:
     out: list[Chunk] = []
 
     def add(key: str, section: str, text: str) -> None:
-        digest = hashlib.sha256(
-            f"{meta.version}|{meta.title}|{section}|{text}|{meta.reviewed_on}".encode()
-        ).hexdigest()
+        digest = hashlib.sha256(f"{meta.version}|{meta.title}|{section}|{text}|{meta.reviewed_on}".encode()).hexdigest()
         out.append(
             Chunk(
                 id=f"{meta.id}#{key}",

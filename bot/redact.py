@@ -193,7 +193,7 @@ class Redactor:
             start, end = _trim(folded, result.start, result.end)
             if end <= start:
                 continue
-            if kind in ALLOWABLE and self._allowed(folded[start:end]):
+            if kind in ALLOWABLE and self._allowed(folded[start:end], any_word=result.entity_type == "PERSON"):
                 continue
             if kind == "ADDRESS" and result.entity_type == "LOCATION" and len(folded[start:end]) < 4:
                 continue
@@ -202,10 +202,15 @@ class Redactor:
         spans.extend(_dates_of_birth(folded))
         return spans
 
-    def _allowed(self, fragment: str) -> bool:
+    def _allowed(self, fragment: str, any_word: bool = False) -> bool:
+        """A detection made of allow-listed words is not an identifier; for the name model, one such word is enough
+        (it reads "info del Restylane" as a person)."""
         words = re.findall(r"[\wÀ-ÿ'+\-]+", fragment.lower())
         phrase = " ".join(words)
-        return phrase in self.allow or (bool(words) and all(w in self.allow for w in words))
+        if phrase in self.allow:
+            return True
+        check = any if any_word else all
+        return bool(words) and check(w in self.allow for w in words)
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -216,13 +221,18 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# On equal confidence, the more specific type names the placeholder (an NHS number also looks like a phone).
+_PRIORITY = {"NATIONAL_ID": 5, "CARD": 5, "EMAIL": 4, "DOB": 3, "URL": 3, "HANDLE": 3, "PHONE": 2, "ID": 1}
+
+
 def _merge(spans: list[_Span]) -> list[_Span]:
-    """Overlapping detections become one span, typed by the most confident detection."""
+    """Overlapping detections become one span, typed by the most confident (then most specific) detection."""
     merged: list[_Span] = []
     for span in sorted(spans, key=lambda s: (s.start, -s.end)):
         if merged and span.start < merged[-1].end:
             last = merged[-1]
-            best = last if last.score >= span.score else span
+            rank = lambda x: (x.score, _PRIORITY.get(x.type, 0))  # noqa: E731
+            best = last if rank(last) >= rank(span) else span
             merged[-1] = _Span(last.start, max(last.end, span.end), best.type, max(last.score, span.score))
         else:
             merged.append(span)
@@ -241,24 +251,220 @@ _RELATION = (
     r"dr\.?|dra\.?|doctor|doctora|nurse|mr\.?|mrs\.?|ms\.?|miss|sra\.?|sr\.?|srta\.?"
 )
 _SIGNOFF = (
+    r"thanks so much|thank you so much|thanks again|thanks a lot|thanks in advance|thank you in advance|many thanks|"
     r"thanks|thank you|thx|ty|regards|best|best wishes|cheers|xoxo|xx|x|love|sincerely|"
     r"gracias|saludos|un saludo|atentamente|besos|abrazos|cordialmente|merci|-|—|–|~"
 )
-_CAPITALISED = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’\-]+$|^[A-ZÀ-ÖØ-Þ]{2,}$")
+_CAPITALISED = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’\-]+$|^[A-ZÀ-ÖØ-Þ]{4,}$")
 # Words that follow "I'm ..." or sign-offs without being names.
 _NOT_NAMES = frozenset(
-    """a an the and or but so if of to in on at for from with about after before just also really very
-    not no yes ok okay hi hey hello here there this that it its is am are was were be been being have has
-    had do does did will would can could should may might must shall i me my mine we us our you your he
-    she they them their his her who what when where why how which worried scared nervous thinking
-    wondering looking interested pregnant breastfeeding nursing new back still going trying asking
-    curious considering planning getting having booked booking calling writing messaging reaching
-    sorry sure glad happy sad tired allergic diabetic over under around almost about years year old
-    months weeks days male female man woman guy girl mom dad mum patient client nurse doctor currently
-    due late early done ready free available busy able unable concerned afraid confused unsure
-    bruised swollen sore numb itchy red fine good great better worse bad well sick on off out up down
-    due due-date la el los las un una y o de del que con por para mi tu su muy también pero
-    embarazada preocupada preocupado interesada interesado nueva nuevo""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "from",
+        "with",
+        "about",
+        "after",
+        "before",
+        "just",
+        "also",
+        "really",
+        "very",
+        "not",
+        "no",
+        "yes",
+        "ok",
+        "okay",
+        "hi",
+        "hey",
+        "hello",
+        "here",
+        "there",
+        "this",
+        "that",
+        "it",
+        "its",
+        "is",
+        "am",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "have",
+        "has",
+        "had",
+        "do",
+        "does",
+        "did",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "he",
+        "she",
+        "they",
+        "them",
+        "their",
+        "his",
+        "her",
+        "who",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "which",
+        "worried",
+        "scared",
+        "nervous",
+        "thinking",
+        "wondering",
+        "looking",
+        "interested",
+        "pregnant",
+        "breastfeeding",
+        "nursing",
+        "new",
+        "back",
+        "still",
+        "going",
+        "trying",
+        "asking",
+        "curious",
+        "considering",
+        "planning",
+        "getting",
+        "having",
+        "booked",
+        "booking",
+        "calling",
+        "writing",
+        "messaging",
+        "reaching",
+        "sorry",
+        "sure",
+        "glad",
+        "happy",
+        "sad",
+        "tired",
+        "allergic",
+        "diabetic",
+        "over",
+        "under",
+        "around",
+        "almost",
+        "about",
+        "years",
+        "year",
+        "old",
+        "months",
+        "weeks",
+        "days",
+        "male",
+        "female",
+        "man",
+        "woman",
+        "guy",
+        "girl",
+        "mom",
+        "dad",
+        "mum",
+        "patient",
+        "client",
+        "nurse",
+        "doctor",
+        "currently",
+        "due",
+        "late",
+        "early",
+        "done",
+        "ready",
+        "free",
+        "available",
+        "busy",
+        "able",
+        "unable",
+        "concerned",
+        "afraid",
+        "confused",
+        "unsure",
+        "bruised",
+        "swollen",
+        "sore",
+        "numb",
+        "itchy",
+        "red",
+        "fine",
+        "good",
+        "great",
+        "better",
+        "worse",
+        "bad",
+        "well",
+        "sick",
+        "on",
+        "off",
+        "out",
+        "up",
+        "down",
+        "due",
+        "due-date",
+        "la",
+        "el",
+        "los",
+        "las",
+        "un",
+        "una",
+        "y",
+        "o",
+        "de",
+        "del",
+        "que",
+        "con",
+        "por",
+        "para",
+        "mi",
+        "tu",
+        "su",
+        "muy",
+        "también",
+        "pero",
+        "embarazada",
+        "preocupada",
+        "preocupado",
+        "interesada",
+        "interesado",
+        "nueva",
+        "nuevo",
+    ]
 )
 
 
@@ -304,9 +510,11 @@ class _NameRules:
                     follower = words[match.end() :].lstrip()
                     if follower and follower[0].isalpha() and not follower[0].isupper():
                         return None
-            elif not (_CAPITALISED.match(word) and word.lower() not in _NOT_NAMES) and not (
-                strong and self._is_name_word(word, strong) and index < 2
-            ) and word.lower() not in self.first:
+            elif (
+                not (_CAPITALISED.match(word) and word.lower() not in _NOT_NAMES)
+                and not (strong and self._is_name_word(word, strong) and index < 2)
+                and word.lower() not in self.first
+            ):
                 break
             taken.append((offset + match.start(), offset + match.end()))
         if not taken:

@@ -232,7 +232,12 @@ class Store:
                 for r in rows
             ],
             "feedback": [
-                {"reply_id": f.reply_id, "at": f.created_at.isoformat(), "helpful": f.helpful, "comment": f.comment_redacted}
+                {
+                    "reply_id": f.reply_id,
+                    "at": f.created_at.isoformat(),
+                    "helpful": f.helpful,
+                    "comment": f.comment_redacted,
+                }
                 for f in feedback
             ],
         }

@@ -44,6 +44,7 @@ class Triage:
         self._negation = _compile(rules["negations"])
         self._general = _compile(rules["general_question"])
         self._present = _compile(rules["present_signs"])
+        self._past = _compile(rules["past_clause"])
         self._aesthetic = _compile(rules["aesthetic_vocabulary"])
         self.rules = tuple(
             _Rule(
@@ -72,12 +73,12 @@ class Triage:
         return Decision("pass", "none")
 
     def _counts(self, text: str, match: re.Match[str], rule: _Rule, general: bool) -> bool:
-        if rule.kind == "emergency" or rule.kind == "refer":
-            if self._negated(text, match.start()):
-                return False
-        if rule.general_ok and general:
+        if rule.kind in ("emergency", "refer") and self._negated(text, match.start()):
             return False
-        return True
+        if rule.kind == "emergency" and rule.id != "emergency.self_harm" and self._past.search(_clause(text, match)):
+            return False
+        # a general or hypothetical question about a danger sign is not a report of one
+        return not (rule.general_ok and general)
 
     def _negated(self, text: str, start: int) -> bool:
         clause_start = 0
@@ -88,6 +89,15 @@ class Triage:
     def _is_general_question(self, text: str) -> bool:
         """A question about danger signs in general, not a report of something happening now."""
         return bool(self._general.search(text)) and not self._present.search(text)
+
+
+def _clause(text: str, match: re.Match[str]) -> str:
+    """The clause around a match: from the last break before it to the next break after it."""
+    start = 0
+    for brk in _CLAUSE_BREAK.finditer(text, 0, match.start()):
+        start = brk.end()
+    after = _CLAUSE_BREAK.search(text, match.end())
+    return text[start : after.start() if after else len(text)]
 
 
 def _plain(message: str) -> str:

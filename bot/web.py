@@ -55,7 +55,9 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
         if request.url.path.startswith("/staff"):
             response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
         elif settings.site_origins:
-            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self' " + " ".join(settings.site_origins))
+            response.headers.setdefault(
+                "Content-Security-Policy", "frame-ancestors 'self' " + " ".join(settings.site_origins)
+            )
         return response
 
     @app.get("/healthz")

@@ -103,34 +103,27 @@ _VERSION_ZERO = explainer_text(version="0")
 _WRONG_ID = explainer_text(id="another-name")
 _DUE_BEFORE = explainer_text(reviewed_on="2026-05-01", review_due="2026-04-01")
 _NO_SECTIONS = explainer_text(body="Just a paragraph of text and no headings at all.\nA second line.\n")
-_EMPTY_SECTION = explainer_text(body=f"\n> {NOTICE}\n\n## What it is\nSome text.\n\n## Aftercare\n\n## Downtime\nNone.\n")
+_EMPTY_SECTION = explainer_text(
+    body=f"\n> {NOTICE}\n\n## What it is\nSome text.\n\n## Aftercare\n\n## Downtime\nNone.\n"
+)
 _ALIAS_FIRST = explainer_text(id="alpha", aliases=("alpha", "Glow Up"))
 _ALIAS_SECOND = explainer_text(id="beta", aliases=("beta", "glow up"))
 _NOT_UTF8 = explainer_text().encode("utf-8").replace(b"Keep the area clean.", b"Keep the \xe1rea clean.")
 _NO_FRONT = "# Sample explainer\n\n## What it is\nText without front matter.\n"
-
-SECTION_LINES_XFAIL = pytest.mark.xfail(
-    reason=(
-        "bot.knowledge.parse_explainer: body_start_line = front.count('\\n') + 3 points at the closing '---', "
-        "and the _FRONT regex ('---\\s*\\n') also swallows a blank line after it, so body/section line numbers "
-        "are 1-2 lines too small"
-    ),
-    strict=True,
-)
 
 BROKEN = [
     pytest.param(
         {"sample.md": _BAD_YAML}, "sample.md", line_of(_BAD_YAML, "title:"), "not valid YAML", id="invalid-yaml"
     ),
     pytest.param({"sample.md": _MISSING_STATUS}, "sample.md", 1, "'status'", id="missing-status"),
+    pytest.param({"sample.md": _MISSING_STATUS}, "sample.md", 1, "required", id="missing-status-says-required"),
+    pytest.param({"sample.md": _BAD_STATUS}, "sample.md", line_of(_BAD_STATUS, "status:"), "'status'", id="bad-status"),
     pytest.param(
-        {"sample.md": _MISSING_STATUS}, "sample.md", 1, "required", id="missing-status-says-required"
-    ),
-    pytest.param(
-        {"sample.md": _BAD_STATUS}, "sample.md", line_of(_BAD_STATUS, "status:"), "'status'", id="bad-status"
-    ),
-    pytest.param(
-        {"sample.md": _BAD_STATUS}, "sample.md", line_of(_BAD_STATUS, "status:"), "approved", id="bad-status-lists-values"
+        {"sample.md": _BAD_STATUS},
+        "sample.md",
+        line_of(_BAD_STATUS, "status:"),
+        "approved",
+        id="bad-status-lists-values",
     ),
     pytest.param(
         {"sample.md": _VERSION_ZERO},
@@ -152,13 +145,6 @@ BROKEN = [
         line_of(_DUE_BEFORE, "review_due:"),
         "review_due must be after reviewed_on",
         id="review-due-before-reviewed-on",
-        marks=pytest.mark.xfail(
-            reason=(
-                "bot.knowledge.parse_explainer: the model-level review_due check has an empty loc, so the problem "
-                "is reported at line 1 instead of the review_due line"
-            ),
-            strict=True,
-        ),
     ),
     pytest.param(
         {"sample.md": _NO_SECTIONS},
@@ -166,18 +152,14 @@ BROKEN = [
         line_of(_NO_SECTIONS, "Just a paragraph"),
         "no '## ' sections",
         id="no-sections",
-        marks=SECTION_LINES_XFAIL,
     ),
-    pytest.param(
-        {"sample.md": _NO_SECTIONS}, "sample.md", None, "no '## ' sections", id="no-sections-phrase"
-    ),
+    pytest.param({"sample.md": _NO_SECTIONS}, "sample.md", None, "no '## ' sections", id="no-sections-phrase"),
     pytest.param(
         {"sample.md": _EMPTY_SECTION},
         "sample.md",
         line_of(_EMPTY_SECTION, "## Aftercare"),
         "section 'Aftercare' is empty",
         id="empty-section",
-        marks=SECTION_LINES_XFAIL,
     ),
     pytest.param(
         {"sample.md": _EMPTY_SECTION}, "sample.md", None, "section 'Aftercare' is empty", id="empty-section-phrase"
@@ -188,13 +170,6 @@ BROKEN = [
         line_of(_ALIAS_SECOND, "  - glow up"),
         "alias 'glow up' is also claimed by 'alpha'",
         id="duplicate-alias",
-        marks=pytest.mark.xfail(
-            reason=(
-                "bot.knowledge.alias_conflicts: a duplicate alias is always reported at line 1, "
-                "not at the line where the alias is listed"
-            ),
-            strict=True,
-        ),
     ),
     pytest.param(
         {"alpha.md": _ALIAS_FIRST, "beta.md": _ALIAS_SECOND},

@@ -24,7 +24,8 @@ def render(reply: Reply, pipeline: Pipeline) -> str:
         return f"{reply.text}\n\n[Book a visit]({s.booking_url})"
     if reply.kind == "answer" and reply.sources:
         cited = "\n".join(
-            f"- {src.title} — {src.section} (version {src.version}, reviewed {src.reviewed_on})" for src in reply.sources
+            f"- {src.title} — {src.section} (version {src.version}, reviewed {src.reviewed_on})"
+            for src in reply.sources
         )
         return f"{reply.text}\n\n**Source:**\n{cited}"
     return reply.text
@@ -53,7 +54,9 @@ def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
         return "", history, reply.session
 
     with gr.Blocks(title=f"{s.clinic_name} — treatment questions") as app:
-        gr.Markdown(f"## {s.clinic_name}\nAsk about treatments and aftercare. Call us: [{s.clinic_phone}](tel:{s.clinic_phone})")
+        gr.Markdown(
+            f"## {s.clinic_name}\nAsk about treatments and aftercare. Call us: [{s.clinic_phone}](tel:{s.clinic_phone})"
+        )
         chat = gr.Chatbot(
             value=[{"role": "assistant", "content": notice}],
             label="Chat with the clinic's assistant",
@@ -63,8 +66,14 @@ def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
         )
         session = gr.State(None)
         with gr.Row():
-            box = gr.Textbox(placeholder="Type your question…", show_label=False, scale=5, elem_id="message",
-                             max_length=s.max_message_chars, autofocus=True)
+            box = gr.Textbox(
+                placeholder="Type your question…",
+                show_label=False,
+                scale=5,
+                elem_id="message",
+                max_length=s.max_message_chars,
+                autofocus=True,
+            )
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
         gr.Markdown(f"<small>{notice}</small>")
         box.submit(respond, [box, chat, session], [box, chat, session])
