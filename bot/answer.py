@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from bot.index import Row
-from bot.readability import reading_grade
+from bot.readability import grade_of_sentences
 from bot.retrieve import Retrieval, section_intents, tokens
 from bot.schemas import Source
 
@@ -160,8 +160,9 @@ def _cover_each(chosen: list[int], scored: list[tuple[float, int]], rows: list[R
 
 
 def _plain_enough(rows: list[Row]) -> list[Row]:
-    while len(rows) > 1 and reading_grade(" ".join(r.text for r in rows)) > MAX_GRADE:
-        rows.remove(max(rows, key=lambda r: reading_grade(r.text)))
+    """Drop the hardest sentence until the answer reads at grade MAX_GRADE or below."""
+    while len(rows) > 1 and grade_of_sentences([r.text for r in rows]) > MAX_GRADE:
+        rows.remove(max(rows, key=lambda r: grade_of_sentences([r.text])))
     return rows
 
 

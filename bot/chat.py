@@ -134,10 +134,10 @@ class Pipeline:
             if client is None:
                 raise IndexUnavailable(index_error)
             index = Index(client, embedder)
-            aliases = {
-                alias: e.id for e in approved(load_explainers(settings.knowledge_dir)) for alias in e.meta.aliases
-            }
-            search = HybridSearch(index, embedder, aliases)
+            serving = approved(load_explainers(settings.knowledge_dir))
+            aliases = {alias: e.id for e in serving for alias in e.meta.aliases}
+            topics = frozenset(e.id for e in serving if e.meta.category == "topic")
+            search = HybridSearch(index, embedder, aliases, topics)
             index.snapshot()
         except IndexUnavailable as exc:
             if need_index:
@@ -191,6 +191,8 @@ class Pipeline:
             retrieval: Retrieval = timer.step("retrieve", lambda: self.search.search(text, context_topic=context))  # type: ignore[union-attr]
         except IndexUnavailable:
             return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
+        if retrieval.uncovered:
+            return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="retrieve.uncovered_topic")
         if not retrieval.hits or retrieval.confidence < self.settings.min_confidence:
             return Reply(
                 kind="unknown",
@@ -215,7 +217,8 @@ class Pipeline:
 
     def _context_topic(self, text: str, session: str) -> str | None:
         """For a short follow-up ("how long does it last?"), the topic of the session's last answer."""
-        if self.store is None or len(text.split()) > 14 or not _FOLLOW_UP.search(text):
+        words = len(text.split())
+        if self.store is None or words > 14 or (words > 8 and not _FOLLOW_UP.search(text)):
             return None
         try:
             return self.store.last_topic(session)

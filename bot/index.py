@@ -165,16 +165,20 @@ class Index:
         return snap
 
     def query_sections(self, vector: list[float], k: int) -> list[tuple[str, float]]:
-        """(chunk id, cosine similarity) of the nearest sections in the serving generation."""
+        """(chunk id, cosine similarity) of the nearest chunks: a chunk scores its own vector or its best sentence's."""
         snap = self.snapshot()
         try:
             found = self.collection(snap.generation).query(
-                query_embeddings=[vector], n_results=k, where={"level": SECTION}, include=["distances"]
+                query_embeddings=[vector], n_results=k, include=["distances"]
             )
         except Exception:
             self._snapshot = None
             raise IndexUnavailable("the search index cannot be reached right now") from None
-        return [(cid, 1.0 - float(d)) for cid, d in zip(found["ids"][0], found["distances"][0], strict=True)]
+        best: dict[str, float] = {}
+        for row_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
+            chunk_id = row_id.split("~", 1)[0]
+            best[chunk_id] = max(best.get(chunk_id, -1.0), 1.0 - float(distance))
+        return sorted(best.items(), key=lambda kv: -kv[1])
 
     def status(self) -> dict[str, object]:
         try:

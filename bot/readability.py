@@ -6,6 +6,7 @@ Never used on patient messages; only on explainers and on the bot's own replies.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import textstat
 
@@ -33,6 +34,23 @@ def plain_text(markdown: str) -> str:
             line += "."
         sentences.append(line)
     return " ".join(sentences)
+
+
+@lru_cache(maxsize=8192)
+def sentence_counts(sentence: str) -> tuple[int, int]:
+    """(words, syllables) of one plain sentence, cached: answers reuse the same explainer sentences."""
+    return int(textstat.lexicon_count(sentence)), int(textstat.syllable_count(sentence))
+
+
+def grade_of_sentences(sentences: list[str]) -> float:
+    """Flesch-Kincaid grade of sentences taken together, from cached per-sentence counts."""
+    words = syllables = 0
+    for sentence in sentences:
+        w, s = sentence_counts(sentence)
+        words, syllables = words + w, syllables + s
+    if not sentences or not words:
+        return 0.0
+    return 0.39 * (words / len(sentences)) + 11.8 * (syllables / words) - 15.59
 
 
 def reading_grade(markdown: str) -> float:

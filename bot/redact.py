@@ -106,8 +106,9 @@ class Redactor:
         tldextract.tldextract.TLD_EXTRACTOR = offline  # type: ignore[attr-defined]
 
         self.allow = _word_list("allow_list.txt") | {w.lower() for w in extra_allow}
-        self.first_names = _word_list("first_names.txt") - self.allow
         self.word_names = _word_list("word_names.txt")
+        # A month like "April" is kept as timing, unless a name cue ("this is April ...") says otherwise.
+        self.first_names = _word_list("first_names.txt") - (self.allow - self.word_names)
         self._analyzer = self._build_analyzer()
         self._names = _NameRules(self.first_names, self.word_names, self.allow)
 
@@ -132,7 +133,24 @@ class Redactor:
                 "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
                 "ner_model_configuration": {
                     "model_to_presidio_entity_mapping": {"PERSON": "PERSON", "PER": "PERSON", "FAC": "LOCATION"},
-                    "labels_to_ignore": ["ORG", "DATE", "TIME", "CARDINAL", "GPE", "LOC", "NORP", "PRODUCT"],
+                    "labels_to_ignore": [
+                        "ORG",
+                        "DATE",
+                        "TIME",
+                        "CARDINAL",
+                        "GPE",
+                        "LOC",
+                        "NORP",
+                        "PRODUCT",
+                        "ORDINAL",
+                        "QUANTITY",
+                        "MONEY",
+                        "PERCENT",
+                        "EVENT",
+                        "WORK_OF_ART",
+                        "LAW",
+                        "LANGUAGE",
+                    ],
                 },
             }
         ).create_engine()
@@ -158,6 +176,9 @@ class Redactor:
                     context=spec.get("context", []),
                 )
             )
+        registry.add_recognizer(_LuhnCardRecognizer())
+        # Presidio reads tokens, lemmas and entities; the dependency parser only costs time.
+        nlp_engine.nlp["en"].disable_pipe("parser")
         return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
 
     @cached_property
@@ -195,12 +216,19 @@ class Redactor:
                 continue
             if kind in ALLOWABLE and self._allowed(folded[start:end], any_word=result.entity_type == "PERSON"):
                 continue
+            if result.entity_type == "PERSON" and not self._looks_like_a_name(folded[start:end]):
+                continue
             if kind == "ADDRESS" and result.entity_type == "LOCATION" and len(folded[start:end]) < 4:
                 continue
             spans.append(_Span(start, end, kind, float(result.score)))
         spans.extend(self._names.find(folded))
         spans.extend(_dates_of_birth(folded))
         return spans
+
+    def _looks_like_a_name(self, fragment: str) -> bool:
+        """The name model also tags lowercase Spanish phrases ("relleno de labios"); a name has a capital or is known."""
+        words = re.findall(r"[^\W\d_][^\W\d_'’\-]*", fragment)
+        return any(w[0].isupper() or w.lower() in self.first_names for w in words)
 
     def _allowed(self, fragment: str, any_word: bool = False) -> bool:
         """A detection made of allow-listed words is not an identifier; for the name model, one such word is enough
@@ -241,10 +269,12 @@ def _merge(spans: list[_Span]) -> list[_Span]:
 
 # ---- names in context ----------------------------------------------------------------------------
 
-_NAME_TOKEN = r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’\-]*"
+_NAME_TOKEN = r"[^\W\d_](?:[^\W\d_]|['’\-](?=[^\W\d_]))*"  # letters of any script, inner ' and -
 _STRONG = r"my name is|my name's|my names|name is|name's|name:|call me|me llamo|mi nombre es|je m'appelle|ich heiße|signed|firmado"
 _WEAK = r"i am|i'm|i’m|im|i m|this is|it's|its|soy|yo soy|here is|here's"
 _RELATION = (
+    r"ask for|asking for|speak (?:to|with)|talk to|attn:?|attention:?|c/o|care of|on behalf of|name|nombre:?|"
+    r"a nombre de|cardholder|card holder|titular|paciente:?|patient:?|client:?|"
     r"my (?:daughter|son|husband|wife|partner|friend|sister|brother|mom|mum|mother|dad|father|"
     r"boyfriend|girlfriend|fiance|fiancée|fiancé|niece|nephew|aunt|uncle|cousin|colleague|coworker|"
     r"injector|nurse|doctor|derm|dermatologist)|mi (?:hija|hijo|esposo|esposa|pareja|amiga|amigo|hermana|hermano|mamá|mama|madre|padre)|"
@@ -252,220 +282,14 @@ _RELATION = (
 )
 _SIGNOFF = (
     r"thanks so much|thank you so much|thanks again|thanks a lot|thanks in advance|thank you in advance|many thanks|"
-    r"thanks|thank you|thx|ty|regards|best|best wishes|cheers|xoxo|xx|x|love|sincerely|"
+    r"thanks|thank you|thx|ty|ta|regards|best|best wishes|cheers|xoxo|xx|x|love|sincerely|"
     r"gracias|saludos|un saludo|atentamente|besos|abrazos|cordialmente|merci|-|—|–|~"
 )
-_CAPITALISED = re.compile(r"^[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’\-]+$|^[A-ZÀ-ÖØ-Þ]{4,}$")
-# Words that follow "I'm ..." or sign-offs without being names.
-_NOT_NAMES = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "so",
-        "if",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "from",
-        "with",
-        "about",
-        "after",
-        "before",
-        "just",
-        "also",
-        "really",
-        "very",
-        "not",
-        "no",
-        "yes",
-        "ok",
-        "okay",
-        "hi",
-        "hey",
-        "hello",
-        "here",
-        "there",
-        "this",
-        "that",
-        "it",
-        "its",
-        "is",
-        "am",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "have",
-        "has",
-        "had",
-        "do",
-        "does",
-        "did",
-        "will",
-        "would",
-        "can",
-        "could",
-        "should",
-        "may",
-        "might",
-        "must",
-        "shall",
-        "i",
-        "me",
-        "my",
-        "mine",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "he",
-        "she",
-        "they",
-        "them",
-        "their",
-        "his",
-        "her",
-        "who",
-        "what",
-        "when",
-        "where",
-        "why",
-        "how",
-        "which",
-        "worried",
-        "scared",
-        "nervous",
-        "thinking",
-        "wondering",
-        "looking",
-        "interested",
-        "pregnant",
-        "breastfeeding",
-        "nursing",
-        "new",
-        "back",
-        "still",
-        "going",
-        "trying",
-        "asking",
-        "curious",
-        "considering",
-        "planning",
-        "getting",
-        "having",
-        "booked",
-        "booking",
-        "calling",
-        "writing",
-        "messaging",
-        "reaching",
-        "sorry",
-        "sure",
-        "glad",
-        "happy",
-        "sad",
-        "tired",
-        "allergic",
-        "diabetic",
-        "over",
-        "under",
-        "around",
-        "almost",
-        "about",
-        "years",
-        "year",
-        "old",
-        "months",
-        "weeks",
-        "days",
-        "male",
-        "female",
-        "man",
-        "woman",
-        "guy",
-        "girl",
-        "mom",
-        "dad",
-        "mum",
-        "patient",
-        "client",
-        "nurse",
-        "doctor",
-        "currently",
-        "due",
-        "late",
-        "early",
-        "done",
-        "ready",
-        "free",
-        "available",
-        "busy",
-        "able",
-        "unable",
-        "concerned",
-        "afraid",
-        "confused",
-        "unsure",
-        "bruised",
-        "swollen",
-        "sore",
-        "numb",
-        "itchy",
-        "red",
-        "fine",
-        "good",
-        "great",
-        "better",
-        "worse",
-        "bad",
-        "well",
-        "sick",
-        "on",
-        "off",
-        "out",
-        "up",
-        "down",
-        "due",
-        "due-date",
-        "la",
-        "el",
-        "los",
-        "las",
-        "un",
-        "una",
-        "y",
-        "o",
-        "de",
-        "del",
-        "que",
-        "con",
-        "por",
-        "para",
-        "mi",
-        "tu",
-        "su",
-        "muy",
-        "también",
-        "pero",
-        "embarazada",
-        "preocupada",
-        "preocupado",
-        "interesada",
-        "interesado",
-        "nueva",
-        "nuevo",
-    ]
+_CAPITALISED = re.compile(
+    r"^(?=.{2,})[^\W\d_a-zà-ÿ][^\W\d_A-ZÀ-Þ'’]*(?:[-'’][^\W\d_][^\W\d_'’]*)*$|^[^\W\d_a-zà-ÿ]{4,}$"
 )
+# Words that follow "I'm ..." or sign-offs without being names.
+_NOT_NAMES = _word_list("not_names.txt")
 
 
 class _NameRules:
@@ -482,12 +306,19 @@ class _NameRules:
         self._signoff = re.compile(
             rf"(?:^|(?<=[\s,.;:!?(]))(?:{_SIGNOFF})[ \t]*[,.!:\-]*[ \t\n]*{tokens}[ \t]*[.!~x]*[ \t]*$", re.IGNORECASE
         )
-        self._lead = re.compile(rf"^[ \t]*{tokens}[ \t]+(?:here|aquí|aqui)\b", re.IGNORECASE)
+        self._lead = re.compile(
+            rf"(?:^|[-–—,.!:;(]\s*|\b(?:hi|hey|hello|hola|ok|so)[,!]?\s+){tokens}[ \t]+(?:here|aquí|aqui)\b",
+            re.IGNORECASE,
+        )
+        # "Seo-yeon Choi, I saw your ..." : a capitalised name and surname opening the message
+        self._opening = re.compile(rf"^\s*({_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{1,2}})\s*[,:\-–—]")
         self._first_last = re.compile(rf"(?<![\w@])({_NAME_TOKEN})[ \t]+({_NAME_TOKEN})")
 
     def _is_name_word(self, word: str, strong: bool) -> bool:
         lower = word.lower().strip("'’-")
-        if not lower or lower in _NOT_NAMES or lower in self.allow:
+        if not lower or lower in _NOT_NAMES or (lower in self.allow and lower not in self.word_names):
+            return False
+        if word.isupper() and len(word) <= 3:  # UK, NYC, BTW: acronyms, not names
             return False
         if lower in self.first:
             return True
@@ -528,17 +359,21 @@ class _NameRules:
             (self._weak, False, True),
             (self._relation, False, True),
             (self._signoff, False, True),
-            (self._lead, False, True),
+            (self._lead, True, False),
         ):
             for match in pattern.finditer(text):
                 span = self._take(text, match.start(1), match.group(1), strong, known)
                 if span:
                     spans.append(span)
+        opening = self._opening.match(text)
+        if opening:
+            words = opening.group(1).split()
+            if all(_CAPITALISED.match(w) and self._is_name_word(w, strong=False) for w in words):
+                spans.append(_Span(opening.start(1), opening.end(1), "PERSON", 0.75))
         for match in self._first_last.finditer(text):
             first, last = match.group(1), match.group(2)
             if (
                 first.lower() in self.first
-                and first.lower() not in self.word_names
                 and _CAPITALISED.match(first)
                 and _CAPITALISED.match(last)
                 and last.lower() not in _NOT_NAMES
@@ -546,6 +381,48 @@ class _NameRules:
             ):
                 spans.append(_Span(match.start(1), match.end(2), "PERSON", 0.8))
         return spans
+
+
+# ---- payment cards -------------------------------------------------------------------------------
+
+_CARD = re.compile(r"(?<![\d])\d(?:[\s.\-]?\d){12,18}(?![\d])")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        n = int(char)
+        if index % 2:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _card_class() -> Any:
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class LuhnCardRecognizer(EntityRecognizer):
+        """Card numbers with any separators (spaces, dots, dashes), kept only when the Luhn check passes."""
+
+        def __init__(self) -> None:
+            super().__init__(supported_entities=["CARD"], name="clinicbot-card")
+
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[Any]:
+            found = []
+            for match in _CARD.finditer(text):
+                digits = re.sub(r"\D", "", match.group(0))
+                if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+                    found.append(RecognizerResult("CARD", match.start(), match.end(), 0.95))
+            return found
+
+    return LuhnCardRecognizer
+
+
+def _LuhnCardRecognizer() -> Any:  # noqa: N802 - built lazily so importing this module does not import Presidio
+    return _card_class()()
 
 
 # ---- dates of birth ------------------------------------------------------------------------------

@@ -243,6 +243,7 @@ class Retrieval:
     sentence_similarity: Any = None
     snapshot: Snapshot | None = None
     entity_vector: Any = None
+    uncovered: list[str] = field(default_factory=list)
 
 
 class AliasMatcher:
@@ -272,12 +273,33 @@ class AliasMatcher:
         return {e: alias for e, (_, alias) in sorted(found.items(), key=lambda kv: kv[1][0])}
 
 
+def uncovered_terms() -> frozenset[str]:
+    from importlib import resources
+
+    text = resources.files("bot.rules").joinpath("uncovered.txt").read_text("utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
 class HybridSearch:
-    def __init__(self, index: Index, embedder: Embedder, aliases: dict[str, str]):
+    def __init__(self, index: Index, embedder: Embedder, aliases: dict[str, str], topics: frozenset[str] = frozenset()):
         self.index = index
+        self.general_topics = topics  # explainers about costs, medicines, emergencies: not treatments
         self.embedder = embedder
         self.matcher = AliasMatcher(aliases)
+        terms = uncovered_terms() - set(aliases)
+        self._uncovered = [
+            (re.compile(rf"(?<![a-z0-9]){re.escape(t)}(?![a-z0-9])"), t) for t in sorted(terms, key=len, reverse=True)
+        ]
         self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
+
+    def _uncovered_subject(self, lowered: str, named: dict[str, str]) -> list[str]:
+        """Procedures without an explainer that the question is about: named before any covered treatment."""
+        found = [(m.start(), t) for p, t in self._uncovered if (m := p.search(lowered))]
+        if not found:
+            return []
+        treatments = [a for e, a in named.items() if e not in self.general_topics]
+        first_treatment = min((lowered.find(a) for a in treatments if a in lowered), default=len(lowered))
+        return [t for start, t in found if start < first_treatment]
 
     def _keyword(self, snap: Snapshot) -> tuple[BM25Okapi, list[Row]]:
         if self._bm25 is None or self._bm25[0] != snap.generation:
@@ -291,7 +313,7 @@ class HybridSearch:
         vector = self.embedder.embed_query(question)
         sentence_sims = snap.sentence_vectors @ np.asarray(vector, dtype=np.float32)
         by_id = {r.id: r for r in snap.sections}
-        similarity = dict(self.index.query_sections(vector, k=24))
+        similarity = dict(self.index.query_sections(vector, k=48))
         bm25, rows = self._keyword(snap)
         query_tokens = tokens(question)
         keyword: dict[str, float] = {}
@@ -301,6 +323,7 @@ class HybridSearch:
             keyword = {rows[i].id: float(s) / top for i, s in enumerate(scores) if s > 0}
         named = self.matcher.find(question)
         mentioned = list(named)
+        uncovered = self._uncovered_subject(question.lower(), named)
         entity = None
         if named:
             entity = np.mean([self.embedder.embed_query(a) for a in named.values()], axis=0).astype(np.float32)
@@ -330,7 +353,7 @@ class HybridSearch:
         hits.sort(key=lambda h: -h.score)
         best_sim = max((h.similarity for h in hits), default=0.0)
         confidence = best_sim + (0.25 if topics else 0.0) + 0.1 * max(keyword.values(), default=0.0)
-        return Retrieval(hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap, entity)
+        return Retrieval(hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap, entity, uncovered)
 
 
 class ExplainerRetriever(BaseRetriever):
