@@ -188,6 +188,16 @@ def _sources(rows: list[Row]) -> list[Source]:
 # ---- the grounding check for generated text ----------------------------------------------------
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_QUANTITY = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s*(minute|hour|day|week|month|year|session|treatment|visit|unit|syringe|percent|%|in \d+)s?\b",
+    re.IGNORECASE,
+)
+
+
+def _quantities(text: str) -> set[tuple[str, str]]:
+    return {(n, unit.lower()) for n, unit in _QUANTITY.findall(text)}
+
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -199,8 +209,11 @@ def supported(
     sentences = [s for s in _SENTENCE_END.split(answer.strip()) if s]
     if not sentences:
         return False
+    source_quantities = _quantities(source_text)
     for sentence in sentences:
         if any(n not in source_numbers for n in _NUMBER.findall(sentence)):
+            return False
+        if not _quantities(sentence) <= source_quantities:  # "2 years" needs "2 years" in the text, not just a 2
             return False
     vectors = np.asarray(embed.encode(sentences), dtype=np.float32)  # type: ignore[attr-defined]
     best = (vectors @ sentence_vectors.T).max(axis=1)

@@ -171,7 +171,7 @@ class Pipeline:
             template = decision.rule if decision.kind == "emergency" else decision.kind
             reply = Reply(kind=decision.kind, text=reply_text(template, self.settings), rule=decision.rule)  # type: ignore[arg-type]
         else:
-            reply = self._answer(text, session, timer)
+            reply = self._answer(text, redaction.text, session, timer)
         reply.session = session
         reply.reply_id = new_id()
         reply.timings_ms = timer.timings
@@ -183,7 +183,7 @@ class Pipeline:
         )
         return reply
 
-    def _answer(self, text: str, session: str, timer: Timer) -> Reply:
+    def _answer(self, text: str, redacted: str, session: str, timer: Timer) -> Reply:
         if self.search is None:
             return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
         context = self._context_topic(text, session)
@@ -200,18 +200,19 @@ class Pipeline:
                 rule="retrieve.low_confidence",
                 confidence=retrieval.confidence,
             )
-        composed = None
+        composed, rule = None, "answer.generated"
         if self.backend is not None:
-            composed = timer.step("answer", lambda: self.backend.compose(text, retrieval))  # type: ignore[union-attr]
+            # an external model only ever sees the redacted question
+            composed = timer.step("answer", lambda: self.backend.compose(redacted, retrieval))  # type: ignore[union-attr]
         if composed is None:
-            composed = timer.step("answer", lambda: self.extractive.compose(text, retrieval))
+            composed, rule = timer.step("answer", lambda: self.extractive.compose(text, retrieval)), "answer.extractive"
         if composed is None:
             return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="answer.nothing_grounded")
         return Reply(
             kind="answer",
             text=composed.text,
             sources=composed.sources,
-            rule="answer.extractive" if self.backend is None else "answer.generated",
+            rule=rule,
             confidence=retrieval.confidence,
         )
 

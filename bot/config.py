@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="empty = SQLite under data_dir; else any SQLAlchemy URL")
     llm: str = Field(default="", description="empty = extractive answers; 'openai:MODEL@BASE_URL' or 'ollama:MODEL'")
     llm_api_key: str = ""
+    llm_allow_network: bool = True
 
     # The clinic, as patients see it
     clinic_name: str = "Example Aesthetics Clinic"

@@ -7,6 +7,7 @@ so staff can still read the question.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -54,6 +55,18 @@ _HOMOGLYPHS = str.maketrans(
     "АВСЕНІЈКМОРЅТХУаеіјорсѕхуԁһіјӏԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιρνυ",
     "ABCEHIJKMOPSTXYaeijopcsxydhijlqwABEZHIKMNOPTYXaoipvu",
 )
+
+
+class _OnlyWarnings(logging.Filter):
+    """Presidio logs the words of the message it analyses at DEBUG ("Context list is: ..."): keep only warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+for _logger in ("presidio-analyzer", "presidio-anonymizer"):
+    if not any(isinstance(f, _OnlyWarnings) for f in logging.getLogger(_logger).filters):
+        logging.getLogger(_logger).addFilter(_OnlyWarnings())
 
 
 def _rules_text(name: str) -> str:
@@ -178,7 +191,7 @@ class Redactor:
             )
         registry.add_recognizer(_LuhnCardRecognizer())
         # Presidio reads tokens, lemmas and entities; the dependency parser only costs time.
-        nlp_engine.nlp["en"].disable_pipe("parser")
+        nlp_engine.nlp["en"].disable_pipe("parser")  # type: ignore[attr-defined]
         return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
 
     @cached_property

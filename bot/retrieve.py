@@ -288,7 +288,8 @@ class HybridSearch:
         self.matcher = AliasMatcher(aliases)
         terms = uncovered_terms() - set(aliases)
         self._uncovered = [
-            (re.compile(rf"(?<![a-z0-9]){re.escape(t)}(?![a-z0-9])"), t) for t in sorted(terms, key=len, reverse=True)
+            (re.compile(rf"(?<![a-z0-9]){re.escape(t)}(?:s|es)?(?![a-z0-9])"), t)
+            for t in sorted(terms, key=len, reverse=True)
         ]
         self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
 

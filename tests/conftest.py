@@ -18,6 +18,7 @@ KNOWLEDGE = ROOT / "knowledge"
 def make_settings(data_dir: Path, knowledge_dir: Path = KNOWLEDGE, **extra: object):
     from bot.config import Settings
 
+    extra.setdefault("llm_allow_network", False)  # any accidental real model call in tests fails loudly
     return Settings(_env_file=None, data_dir=data_dir, knowledge_dir=knowledge_dir, **extra)  # type: ignore[call-arg]
 
 
