@@ -6,6 +6,7 @@ Models load once, when the app is created, never per message.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +36,25 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _schedule_purge(pipeline: Pipeline, every_s: float = 6 * 3600) -> None:
+    """Delete conversations older than the retention period now and every few hours, in the background."""
+    store = pipeline.store
+    if store is None:
+        return
+
+    def run() -> None:
+        try:
+            count = store.purge(pipeline.settings.retention_days, actor="serve (scheduled)")
+            log.info("retention purge removed %d exchanges", count)
+        except ClinicbotError as exc:
+            log.warning("retention purge skipped: %s", type(exc).__name__)
+        timer = threading.Timer(every_s, run)
+        timer.daemon = True
+        timer.start()
+
+    run()
+
+
 def create_app(pipeline: Pipeline | None = None) -> FastAPI:
     import gradio as gr
 
@@ -44,6 +64,7 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
     if pipeline is None:
         pipeline = Pipeline.build(settings, need_index=False)
     limiter = RateLimiter(settings.rate_limit_per_minute)
+    _schedule_purge(pipeline)
     app = FastAPI(title="clinicbot", docs_url=None, redoc_url=None)
     app.state.pipeline = pipeline
 

@@ -54,3 +54,24 @@ def test_healthz_and_pages(client):
     assert client.get("/").status_code == 200
     staff = client.get("/staff")
     assert staff.status_code == 200 and "frame-ancestors 'none'" in staff.headers["content-security-policy"]
+
+
+def test_serving_purges_conversations_past_retention(pipeline):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from bot.store import Exchange
+    from bot.web import create_app
+
+    old = pipeline.ask("what is a chemical peel")
+    with pipeline.store.session() as s:
+        s.execute(update(Exchange).where(Exchange.id == old.reply_id).values(created_at=dt.datetime(2000, 1, 1)))
+    recent = pipeline.ask("what is ipl")
+    create_app(pipeline)
+    kept = [e["reply_id"] for e in pipeline.store.export(recent.session, actor="test")["exchanges"]]
+    assert kept == [recent.reply_id]
+    assert pipeline.store.export(old.session, actor="test")["exchanges"] == []
+    assert any(
+        a.action == "purge" and a.actor == "serve (scheduled)" and a.count == 1 for a in pipeline.store.audit_log()
+    )
