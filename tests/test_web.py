@@ -75,3 +75,15 @@ def test_serving_purges_conversations_past_retention(pipeline):
     assert any(
         a.action == "purge" and a.actor == "serve (scheduled)" and a.count == 1 for a in pipeline.store.audit_log()
     )
+
+
+def test_widget_renders_emergencies_first_with_a_dialable_link(pipeline):
+    from bot.ui.patient import render, tel
+
+    assert tel("+1 (555) 010-0199") == "tel:+15550100199"
+    reply = pipeline.ask("my lips went white and really hurt after filler")
+    shown = render(reply, pipeline)
+    assert shown.startswith("**This could be an emergency.")
+    assert "(tel:911)" in shown
+    answer = render(pipeline.ask("how long does botox last"), pipeline)
+    assert "**Source:**" in answer and "Botulinum toxin" in answer and "reviewed 20" in answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
@@ -15,11 +16,16 @@ from bot.schemas import Reply
 RATE_LIMITED = "You're sending messages very quickly. Please wait a minute and try again."
 
 
+def tel(number: str) -> str:
+    """A tel: link target: digits and a leading + only (a space breaks the Markdown link)."""
+    return "tel:" + re.sub(r"[^\d+]", "", number)
+
+
 def render(reply: Reply, pipeline: Pipeline) -> str:
     """The reply as Markdown: emergency first and alone, answers with their sources."""
     s = pipeline.settings
     if reply.kind == "emergency":
-        return f"🚨 **{reply.text}**\n\n[Call {s.emergency_number} now](tel:{s.emergency_number})"
+        return f"**{reply.text}**\n\n[Call {s.emergency_number} now]({tel(s.emergency_number)})"
     if reply.kind == "refer":
         return f"{reply.text}\n\n[Book a visit]({s.booking_url})"
     if reply.kind == "answer" and reply.sources:
@@ -55,7 +61,7 @@ def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
 
     with gr.Blocks(title=f"{s.clinic_name} — treatment questions") as app:
         gr.Markdown(
-            f"## {s.clinic_name}\nAsk about treatments and aftercare. Call us: [{s.clinic_phone}](tel:{s.clinic_phone})"
+            f"## {s.clinic_name}\nAsk about treatments and aftercare. Call us: [{s.clinic_phone}]({tel(s.clinic_phone)})"
         )
         chat = gr.Chatbot(
             value=[{"role": "assistant", "content": notice}],
