@@ -1,7 +1,7 @@
 """Redaction with the real Presidio + spaCy pipeline: identifiers go, treatment words stay.
 
 Every case is written fresh (none is copied from evals/pii.jsonl). A case the redactor gets wrong stays in the
-table, marked xfail(strict=True) with the reason, so it turns into a failure (XPASS) the day it is fixed.
+table, wrapped in pytest.param(..., marks=pytest.mark.xfail(reason=..., strict=True)), so it turns into a failure (XPASS) the day it is fixed.
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ from bot.schemas import Redaction
 @pytest.fixture(scope="session")
 def redactor() -> Redactor:
     return Redactor()
-
-
-def bug(*values: object, reason: str) -> object:
-    return pytest.param(*values, marks=pytest.mark.xfail(reason=reason, strict=True))
 
 
 def ids(table: list) -> list[str]:
