@@ -166,14 +166,18 @@ class Index:
 
     def query_sections(self, vector: list[float], k: int) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks: a chunk scores its own vector or its best sentence's."""
-        snap = self.snapshot()
-        try:
-            found = self.collection(snap.generation).query(
-                query_embeddings=[vector], n_results=k, include=["distances"]
-            )
-        except Exception:
-            self._snapshot = None
-            raise IndexUnavailable("the search index cannot be reached right now") from None
+        found = None
+        for attempt in range(2):  # another process's ingest may have retired the generation we were reading
+            snap = self.snapshot(max_age_s=5.0 if attempt == 0 else 0.0)
+            try:
+                found = self.collection(snap.generation).query(
+                    query_embeddings=[vector], n_results=k, include=["distances"]
+                )
+                break
+            except Exception:
+                self._snapshot = None
+        if found is None:
+            raise IndexUnavailable("the search index cannot be reached right now")
         best: dict[str, float] = {}
         for row_id, distance in zip(found["ids"][0], found["distances"][0], strict=True):
             chunk_id = row_id.split("~", 1)[0]

@@ -84,3 +84,14 @@ def test_an_ingest_killed_half_way_leaves_the_previous_index_serving(data_dir, k
     index = Index(connect(settings), embedder=None)  # type: ignore[arg-type]
     assert index.active_generation() != before
     assert all("Ask the clinic if unsure." in row.text for row in index.snapshot().sections if "faq" not in row.id)
+
+
+def test_a_running_pipeline_follows_when_other_ingests_retire_its_generation(data_dir, knowledge, models, pipeline):
+    assert pipeline.ask("what is ipl").kind == "answer"
+    path = knowledge / "explainers" / "ipl-photofacial.md"
+    for marker in ("First edit.", "Second edit."):  # the generation the pipeline read is deleted by the second
+        path.write_text(path.read_text().replace("## Downtime\n", f"## Downtime\n\n{marker}\n", 1))
+        ingest(make_settings(data_dir, knowledge), embedder=models.embedder)
+    pipeline.search.index._checked_at = time.monotonic()  # as if it had checked the pointer a moment before
+    reply = pipeline.ask("what is the downtime after ipl")
+    assert reply.kind == "answer" and reply.rule == "answer.extractive"
