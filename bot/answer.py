@@ -18,6 +18,7 @@ from bot.retrieve import Retrieval, section_intents, tokens
 from bot.schemas import Source
 
 MAX_GRADE = 8.0
+NEAR_DUPLICATE = 0.82  # cosine above which a second sentence only repeats the first
 _DURATION = r"\b\d+(?:\s*(?:to|-|or)\s*\d+)?\s*(?:minutes?|hours?|days?|weeks?|months?|years?)\b"
 # What kind of sentence answers what kind of question: (question pattern, answering-sentence pattern).
 ANSWER_CUES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
@@ -113,7 +114,7 @@ class ExtractiveAnswerer:
             n = len(snap.sentences[i].text.split())
             if chosen and (words + n > self.max_words or score < scored[0][0] - 0.18):
                 continue
-            if any(float(snap.sentence_vectors[i] @ snap.sentence_vectors[j]) > 0.9 for j in chosen):
+            if any(float(snap.sentence_vectors[i] @ snap.sentence_vectors[j]) > NEAR_DUPLICATE for j in chosen):
                 continue
             chosen.append(i)
             words += n
@@ -150,19 +151,27 @@ def _distinctive_overlap(question: str, sentences: list[str]) -> list[float]:
 
 
 def _cover_each(chosen: list[int], scored: list[tuple[float, int]], rows: list[Row], allowed: set[str]) -> list[int]:
-    """A comparison needs at least one sentence from each treatment compared."""
+    """A comparison needs at least one plain sentence from each treatment compared."""
     have = {rows[i].explainer_id for i in chosen}
     for _, i in scored:
-        if rows[i].explainer_id not in have and rows[i].explainer_id in allowed:
+        plain = grade_of_sentences([rows[i].text]) <= MAX_GRADE
+        if rows[i].explainer_id not in have and rows[i].explainer_id in allowed and plain:
             chosen.append(i)
             have.add(rows[i].explainer_id)
     return chosen
 
 
 def _plain_enough(rows: list[Row]) -> list[Row]:
-    """Drop the hardest sentence until the answer reads at grade MAX_GRADE or below."""
+    """Drop the hardest sentence until the answer reads at grade MAX_GRADE or below, but never the only
+    sentence about one of the treatments being compared."""
     while len(rows) > 1 and grade_of_sentences([r.text for r in rows]) > MAX_GRADE:
-        rows.remove(max(rows, key=lambda r: grade_of_sentences([r.text])))
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r.explainer_id] = counts.get(r.explainer_id, 0) + 1
+        droppable = [r for r in rows if counts[r.explainer_id] > 1]
+        if not droppable:
+            break
+        rows.remove(max(droppable, key=lambda r: grade_of_sentences([r.text])))
     return rows
 
 

@@ -393,11 +393,24 @@ class HybridSearch:
                 score += 0.12
             hits.append(Hit(row, score, sim))
         hits.sort(key=lambda h: -h.score)
+        if comparing:
+            hits = _interleave(hits, mentioned)
         best_sim = max((h.similarity for h in hits), default=0.0)
         confidence = best_sim + (0.25 if topics else 0.0) + 0.1 * max(keyword.values(), default=0.0)
         return Retrieval(
             hits[:k], confidence, mentioned, comparing, vector, sentence_sims, snap, entity, uncovered, unfamiliar
         )
+
+
+def _interleave(hits: list[Hit], explainers: list[str]) -> list[Hit]:
+    """For a comparison, alternate the best chunks of each treatment compared, then the rest."""
+    queues = [[h for h in hits if h.row.explainer_id == e] for e in explainers]
+    mixed: list[Hit] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                mixed.append(queue.pop(0))
+    return mixed + [h for h in hits if h.row.explainer_id not in explainers]
 
 
 class ExplainerRetriever(BaseRetriever):

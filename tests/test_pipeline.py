@@ -128,3 +128,14 @@ def test_health_reports_index_and_database(pipeline):
     health = pipeline.health()
     assert health["status"] == "ok"
     assert health["index"]["status"] == "ok" and health["database"]["status"] == "ok"
+
+
+def test_a_comparison_answers_from_each_treatment_and_only_from_them(pipeline):
+    reply = pipeline.ask("coolmini vs kybella for a double chin which is better")
+    cited = {s.id for s in reply.sources}
+    assert cited == {"cryolipolysis", "deoxycholic-acid"}
+
+
+def test_a_single_treatment_question_does_not_mix_in_others(pipeline):
+    reply = pipeline.ask("how long does dysport last")
+    assert {s.id for s in reply.sources} == {"botulinum-toxin"}
