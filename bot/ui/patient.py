@@ -41,23 +41,36 @@ def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
     s = pipeline.settings
     notice = reply_text("notice", s)
 
-    def respond(message: str, history: list[dict[str, Any]], session: str | None, request: gr.Request):
+    def respond(
+        message: str, history: list[dict[str, Any]], session: str | None, replies: dict[int, str], request: gr.Request
+    ):
         history = list(history or [])
         client = request.client.host if request and request.client else "unknown"
         history.append({"role": "user", "content": message})
         if not limiter.allow(f"widget:{client}"):
             history.append({"role": "assistant", "content": RATE_LIMITED})
-            return "", history, session
+            return "", history, session, replies
         try:
             reply = pipeline.ask(message, session=session)
         except InvalidMessage as exc:
             history.append({"role": "assistant", "content": str(exc)})
-            return "", history, session
+            return "", history, session, replies
         except ClinicbotError:
             history.append({"role": "assistant", "content": reply_text("index_unavailable", s)})
-            return "", history, session
+            return "", history, session, replies
         history.append({"role": "assistant", "content": render(reply, pipeline)})
-        return "", history, reply.session
+        replies = {**replies, len(history) - 1: reply.reply_id}  # chat position → reply id, for thumbs up/down
+        return "", history, reply.session, replies
+
+    def rate(replies: dict[int, str], like: gr.LikeData) -> None:
+        index = like.index if isinstance(like.index, int) else like.index[0]
+        reply_id = replies.get(index)
+        if reply_id is None:  # the greeting or a message that was not a stored reply
+            return
+        try:
+            pipeline.feedback(reply_id, bool(like.liked))
+        except ClinicbotError:
+            gr.Warning("Thanks! Your rating could not be saved right now.")
 
     with gr.Blocks(title=f"{s.clinic_name} — treatment questions") as app:
         gr.Markdown(
@@ -68,9 +81,10 @@ def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
             label="Chat with the clinic's assistant",
             height=460,
             elem_id="chat",
-            feedback_options=None,
+            feedback_options=("Like", "Dislike"),
         )
         session = gr.State(None)
+        replies = gr.State({})
         with gr.Row():
             box = gr.Textbox(
                 placeholder="Type your question…",
@@ -82,6 +96,7 @@ def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
             )
             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
         gr.Markdown(f"<small>{notice}</small>")
-        box.submit(respond, [box, chat, session], [box, chat, session])
-        send.click(respond, [box, chat, session], [box, chat, session])
+        box.submit(respond, [box, chat, session, replies], [box, chat, session, replies])
+        send.click(respond, [box, chat, session, replies], [box, chat, session, replies])
+        chat.like(rate, [replies], None)
     return app
