@@ -95,11 +95,19 @@ class Models:
         )
 
 
+def serving_knowledge(settings: Settings) -> tuple[dict[str, str], frozenset[str]]:
+    """Aliases (name → explainer id) and the ids of general topics, from the approved explainer files."""
+    serving = approved(load_explainers(settings.knowledge_dir))
+    aliases = {alias: e.id for e in serving for alias in e.meta.aliases}
+    return aliases, frozenset(e.id for e in serving if e.meta.category == "topic")
+
+
 class Pipeline:
     def __init__(
         self,
         settings: Settings,
         *,
+        embedder: Embedder | None = None,
         redactor: Redactor,
         triage: Triage,
         search: HybridSearch | None,
@@ -108,6 +116,7 @@ class Pipeline:
         index_error: str = "",
     ):
         self.settings = settings
+        self.embedder = embedder
         self.redactor = redactor
         self.triage = triage
         self.search = search
@@ -134,10 +143,8 @@ class Pipeline:
             if client is None:
                 raise IndexUnavailable(index_error)
             index = Index(client, embedder)
-            serving = approved(load_explainers(settings.knowledge_dir))
-            aliases = {alias: e.id for e in serving for alias in e.meta.aliases}
-            topics = frozenset(e.id for e in serving if e.meta.category == "topic")
-            search = HybridSearch(index, embedder, aliases, topics)
+            aliases, topics = serving_knowledge(settings)
+            search = HybridSearch(index, embedder, aliases, topics, reload=lambda: serving_knowledge(settings))
             index.snapshot()
         except IndexUnavailable as exc:
             if need_index:
@@ -151,6 +158,7 @@ class Pipeline:
             backend = llm_backend(settings, embedder)
         return cls(
             settings,
+            embedder=embedder,
             redactor=redactor,
             triage=triage,
             search=search,
@@ -257,6 +265,21 @@ class Pipeline:
         if self.store is None:
             raise StoreUnavailable("feedback cannot be stored right now")
         return self.store.add_feedback(reply_id, helpful, redacted)
+
+    def reindex(self) -> str:
+        """Sync the index with the approved files after a publish; returns a warning for staff, or ""."""
+        from bot.ingest import ingest
+
+        try:
+            report = ingest(self.settings, embedder=self.embedder)
+        except ClinicbotError as exc:
+            log.warning("re-index after publishing failed: %s", type(exc).__name__)
+            return f"Saved, but the search index was not updated ({exc}). Run `clinicbot ingest`."
+        if self.search is not None:
+            self.search.use_knowledge(*serving_knowledge(self.settings))
+            self.search.index.refresh()
+        log.info("re-indexed: %d chunks changed, %d embedded", len(report.added) + len(report.updated), report.embedded)
+        return ""
 
     def health(self) -> dict[str, object]:
         index = self.search.index.status() if self.search else {"status": "down", "detail": self.index_error}

@@ -1,4 +1,4 @@
-"""The `clinicbot` command: ingest, ask, redact, serve, eval, bench, purge, forget, export, user.
+"""The `clinicbot` command: ingest, ask, redact, serve, eval, bench, purge, forget, export, user add/list.
 
 Configures logging (library modules never do) and never imports the web stack unless serving.
 """
@@ -228,6 +228,43 @@ def export(
     from bot.store import Store
 
     typer.echo(json.dumps(Store(get_settings().database_url_resolved).export(session, actor=actor), indent=2))
+
+
+user_app = typer.Typer(no_args_is_help=True, help="Staff accounts for the console at /staff.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    email: Annotated[str, typer.Argument(help="the staff member's email, their sign-in name")],
+    role: Annotated[str, typer.Option(help="editor (drafts), clinician (reviews and approves) or admin")] = "editor",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    actor: Annotated[str, typer.Option(help="who runs it, for the audit log")] = "cli",
+) -> None:
+    """Add a staff member (or reset an existing one's password and role; their open sessions end)."""
+    _setup_logging()
+    from bot.auth import Auth
+    from bot.store import Store
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        Auth(Store(get_settings().database_url_resolved)).add_user(email, password, role, actor=actor)
+    except ClinicbotError as exc:
+        _fail(exc)
+    typer.echo(f"{email.strip().lower()} can now sign in at /staff as {role}")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List staff accounts and their roles."""
+    _setup_logging()
+    from bot.store import Store
+
+    for user in Store(get_settings().database_url_resolved).users():
+        typer.echo(f"{user.email}\t{user.role}\tsince {user.created_at:%Y-%m-%d}")
 
 
 @app.command(name="eval")

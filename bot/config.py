@@ -49,6 +49,7 @@ class Settings(BaseSettings):
 
     # Security
     secret_key: str = "change-me"
+    staff_session_hours: float = 8.0
     production: bool = False
 
     @property

@@ -7,7 +7,9 @@ ClinicbotError
 ├── IndexUnavailable       the Chroma index cannot be reached or has not been built
 ├── StoreUnavailable       the database cannot be reached
 ├── InvalidMessage         the patient's message cannot be processed (empty, too long, bad encoding)
-└── PipelineError          an unexpected failure inside the pipeline, with the patient text stripped
+├── PipelineError          an unexpected failure inside the pipeline, with the patient text stripped
+├── AccessDenied           a staff member's role does not allow the action
+└── CurationError          an explainer cannot be saved, submitted, approved or rolled back as asked
 """
 
 from __future__ import annotations
@@ -45,3 +47,13 @@ class InvalidMessage(ClinicbotError):
 
 class PipelineError(ClinicbotError):
     pass
+
+
+class AccessDenied(ClinicbotError):
+    pass
+
+
+class CurationError(ClinicbotError):
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = problems or []
+        super().__init__(message if not self.problems else message + "\n" + "\n".join(self.problems))

@@ -137,6 +137,10 @@ class Index:
                 self._snapshot = self._load(generation)
         return self._snapshot
 
+    def refresh(self) -> None:
+        """Re-read the pointer at the next query (after this process published a new generation)."""
+        self._snapshot = None
+
     def _load(self, generation: str) -> Snapshot:
         data = self.collection(generation).get(include=["metadatas", "documents", "embeddings"])
         snap = Snapshot(generation=generation)

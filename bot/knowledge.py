@@ -20,7 +20,8 @@ NOTICE = (
     "Sample content: the clinic's own clinicians must review and approve this explainer before patients rely on it."
 )
 FAQ_HEADING = "Questions patients ask"
-_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_FRONT = FRONT_MATTER
 _HEADING = re.compile(r"^## +(.+?)\s*$")
 _FAQ_Q = re.compile(r"^\*\*(.+?)\*\*\s*$")
 

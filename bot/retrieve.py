@@ -6,8 +6,9 @@ Reads the raw question (in memory only) and the serving index; never stores anyt
 from __future__ import annotations
 
 import difflib
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +20,10 @@ from pydantic import ConfigDict
 from rank_bm25 import BM25Okapi
 
 from bot.embed import Embedder
+from bot.errors import ClinicbotError
 from bot.index import Index, Row, Snapshot
 
+log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"[a-z0-9]+(?:['+][a-z0-9]+)?")
 _STOP = frozenset(
     [
@@ -298,19 +301,42 @@ def uncovered_terms() -> frozenset[str]:
 
 
 class HybridSearch:
-    def __init__(self, index: Index, embedder: Embedder, aliases: dict[str, str], topics: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        aliases: dict[str, str],
+        topics: frozenset[str] = frozenset(),
+        reload: Callable[[], tuple[dict[str, str], frozenset[str]]] | None = None,
+    ):
         self.index = index
-        self.general_topics = topics  # explainers about costs, medicines, emergencies: not treatments
         self.embedder = embedder
+        self._reload = reload  # re-reads aliases and topics when another process publishes a new generation
+        self._knowledge_generation: str | None = None
+        self.use_knowledge(aliases, topics)
+        self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
+        self._english = english_words()
+        self._vocabulary: tuple[str, frozenset[str], list[str]] | None = None
+
+    def use_knowledge(self, aliases: dict[str, str], topics: frozenset[str]) -> None:
+        self.general_topics = topics  # explainers about costs, medicines, emergencies: not treatments
         self.matcher = AliasMatcher(aliases)
         terms = {_fold(t) for t in uncovered_terms()} - set(self.matcher.aliases)
         self._uncovered = [
             (re.compile(rf"(?<![a-z0-9]){re.escape(t)}(?:s|es)?(?![a-z0-9])"), t)
             for t in sorted(terms, key=len, reverse=True)
         ]
-        self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
-        self._english = english_words()
-        self._vocabulary: tuple[str, frozenset[str], list[str]] | None = None
+        self._vocabulary = None
+
+    def _follow_generation(self, snap: Snapshot) -> None:
+        if self._knowledge_generation == snap.generation:
+            return
+        if self._knowledge_generation is not None and self._reload is not None:
+            try:
+                self.use_knowledge(*self._reload())
+            except ClinicbotError as exc:
+                log.warning("kept the previous aliases: %s", type(exc).__name__)
+        self._knowledge_generation = snap.generation
 
     def _uncovered_subject(self, lowered: str, named: dict[str, str]) -> list[str]:
         """Procedures without an explainer that the question is about: named before any covered treatment."""
@@ -351,6 +377,7 @@ class HybridSearch:
 
     def search(self, question: str, k: int = 6, context_topic: str | None = None) -> Retrieval:
         snap = self.index.snapshot()
+        self._follow_generation(snap)
         vector = self.embedder.embed_query(question)
         sentence_sims = snap.sentence_vectors @ np.asarray(vector, dtype=np.float32)
         by_id = {r.id: r for r in snap.sections}

@@ -90,6 +90,29 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
+class StaffSession(Base):
+    """A signed-in staff member: the cookie holds a random token, the database only its SHA-256."""
+
+    __tablename__ = "staff_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class ReviewNote(Base):
+    """The review trail of an explainer: submitted, returned (with the clinician's comment), approved, retired."""
+
+    __tablename__ = "review_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    explainer_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
@@ -190,6 +213,107 @@ class Store:
         col = getattr(Exchange, column)
         with self.session() as s:
             return {str(k): int(v) for k, v in s.execute(select(col, func.count()).group_by(col))}
+
+    def thumbed_down(self, limit: int = 200) -> list[tuple[Exchange, Feedback]]:
+        """Replies a patient marked unhelpful, newest first, with the (redacted) question and comment."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Exchange, Feedback)
+                .join(Feedback, Feedback.reply_id == Exchange.id)
+                .where(Feedback.helpful.is_(False))
+                .order_by(Feedback.created_at.desc())
+                .limit(limit)
+            ).all()
+        return [(row[0], row[1]) for row in rows]
+
+    def close_queue_item(self, reply_id: str, actor: str, action: str) -> bool:
+        """Mark an unanswered question as handled (`drafted`, `extended` or `dismissed`)."""
+        with self.session() as s:
+            exchange = s.get(Exchange, reply_id)
+            if exchange is None:
+                return False
+            exchange.queue_status = action
+            s.add(Audit(actor=actor, action=f"queue {action}", count=1, target=reply_id))
+        return True
+
+    def exchange(self, reply_id: str) -> Exchange | None:
+        with self.session() as s:
+            return s.get(Exchange, reply_id)
+
+    def weekly_counts(self, since_weeks: int = 12) -> list[tuple[str, str, str, int]]:
+        """(week starting, kind, explainer id, count) for recent exchanges: aggregates only, no text."""
+        cutoff = _now() - dt.timedelta(weeks=since_weeks)
+        with self.session() as s:
+            rows = s.execute(
+                select(Exchange.created_at, Exchange.kind, Exchange.topic).where(Exchange.created_at >= cutoff)
+            ).all()
+        counts: dict[tuple[str, str, str], int] = {}
+        for created, kind, topic in rows:
+            week = (created.date() - dt.timedelta(days=created.weekday())).isoformat()
+            key = (week, kind, topic or "")
+            counts[key] = counts.get(key, 0) + 1
+        return [(*key, n) for key, n in sorted(counts.items())]
+
+    # ---- staff users and their sessions ------------------------------------------------------
+    def add_user(self, email: str, password_hash: str, role: str, actor: str) -> None:
+        with self.session() as s:
+            existing = s.scalars(select(User).where(User.email == email)).first()
+            if existing is None:
+                s.add(User(email=email, password_hash=password_hash, role=role))
+                action = "user add"
+            else:  # adding an existing user resets their password and role
+                existing.password_hash, existing.role = password_hash, role
+                s.execute(delete(StaffSession).where(StaffSession.user_id == existing.id))
+                action = "user update"
+            s.add(Audit(actor=actor, action=action, count=1, target=f"{email} as {role}"))
+
+    def user(self, email: str) -> User | None:
+        with self.session() as s:
+            return s.scalars(select(User).where(User.email == email)).first()
+
+    def users(self) -> list[User]:
+        with self.session() as s:
+            return list(s.scalars(select(User).order_by(User.email)))
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Quietly upgrade a hash made with older parameters (at login; not a staff action)."""
+        with self.session() as s:
+            user = s.get(User, user_id)
+            if user is not None:
+                user.password_hash = password_hash
+
+    def open_staff_session(self, token_hash: str, user_id: int, lifetime: dt.timedelta) -> None:
+        with self.session() as s:
+            s.execute(delete(StaffSession).where(StaffSession.expires_at < _now()))
+            s.add(StaffSession(token_hash=token_hash, user_id=user_id, expires_at=_now() + lifetime))
+
+    def staff_session_user(self, token_hash: str) -> User | None:
+        """The user of an unexpired session, or None."""
+        with self.session() as s:
+            row = s.execute(
+                select(User)
+                .join(StaffSession, StaffSession.user_id == User.id)
+                .where(StaffSession.token_hash == token_hash, StaffSession.expires_at > _now())
+            ).first()
+        return row[0] if row else None
+
+    def close_staff_session(self, token_hash: str) -> None:
+        with self.session() as s:
+            s.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash))
+
+    # ---- the review trail of explainers ------------------------------------------------------
+    def add_review_note(self, explainer_id: str, actor: str, action: str, version: int, comment: str = "") -> None:
+        with self.session() as s:
+            s.add(ReviewNote(explainer_id=explainer_id, actor=actor, action=action, version=version, comment=comment))
+            s.add(Audit(actor=actor, action=f"explainer {action}", count=1, target=f"{explainer_id} v{version}"))
+
+    def review_notes(self, explainer_id: str) -> list[ReviewNote]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(ReviewNote).where(ReviewNote.explainer_id == explainer_id).order_by(ReviewNote.id.desc())
+                )
+            )
 
     # ---- retention and erasure ---------------------------------------------------------------
     def purge(self, older_than_days: int, actor: str) -> int:
