@@ -24,6 +24,8 @@ ROLES = ("editor", "clinician", "admin")
 SESSION_COOKIE = "clinicbot_staff"
 CSRF_COOKIE = "clinicbot_csrf"
 MIN_PASSWORD_CHARS = 12
+MAX_FAILED_SIGN_INS = 5  # per account within THROTTLE_WINDOW; then sign-in waits, even with the right password
+THROTTLE_WINDOW = dt.timedelta(minutes=15)
 
 # What each role may do. Only clinicians approve: they keep the final word on every explainer.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -73,14 +75,19 @@ class Auth:
         check_new_password(password)
         self.store.add_user(email, _hasher.hash(password), role, actor=actor)
 
+    def throttled(self, email: str) -> bool:
+        """Too many refused sign-ins for this account lately: slows password guessing, across processes."""
+        email = email.strip().lower()[:128]
+        return self.store.count_audit(email, "sign-in refused", since=THROTTLE_WINDOW) >= MAX_FAILED_SIGN_INS
+
     def sign_in(self, email: str, password: str) -> str | None:
         """A new session token when the password is right, else None. Every attempt is audited."""
-        email = email.strip().lower()
+        email = email.strip().lower()[:128]
         user = self.store.user(email)
         try:
             _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
         except (VerificationError, InvalidHashError):
-            self.store.audit(actor=email if user else "unknown user", action="sign-in refused", count=1)
+            self.store.audit(actor=email, action="sign-in refused", count=1)
             return None
         if user is None:
             return None

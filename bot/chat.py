@@ -6,13 +6,14 @@ the kind, the rule that fired and timings; this module is the one place that log
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.answer import AnswerBackend, ExtractiveAnswerer
 from bot.config import Settings
@@ -24,6 +25,7 @@ from bot.redact import Redactor
 from bot.replies import reply_text
 from bot.retrieve import ExplainerRetriever, HybridSearch, Retrieval
 from bot.schemas import Redaction, Reply
+from bot.spool import Spool
 from bot.store import Store, new_id
 from bot.triage import Triage
 
@@ -102,6 +104,15 @@ def serving_knowledge(settings: Settings) -> tuple[dict[str, str], frozenset[str
     return aliases, frozenset(e.id for e in serving if e.meta.category == "topic")
 
 
+def connect_search(settings: Settings, embedder: Embedder, client: object | None = None) -> HybridSearch:
+    """Hybrid search over the serving index generation; IndexUnavailable if Chroma or the index is missing."""
+    index = Index(client or connect(settings), embedder, settings.chroma_prefix)
+    aliases, topics = serving_knowledge(settings)
+    search = HybridSearch(index, embedder, aliases, topics, reload=lambda: serving_knowledge(settings))
+    index.snapshot()
+    return search
+
+
 class Pipeline:
     def __init__(
         self,
@@ -125,6 +136,20 @@ class Pipeline:
         self.extractive = ExtractiveAnswerer(max_words=settings.answer_max_words)
         self.backend = backend
         self.index_error = index_error
+        self.spool = Spool(settings.data_dir / "spool")
+        self._search_retry_at = 0.0
+
+    def _connected_search(self) -> HybridSearch | None:
+        """The search, reconnecting (at most every few seconds) if Chroma was down or the index unbuilt at start."""
+        if self.search is None and self.embedder is not None and time.monotonic() >= self._search_retry_at:
+            self._search_retry_at = time.monotonic() + 5
+            try:
+                self.search = connect_search(self.settings, self.embedder)
+                self.retriever = ExplainerRetriever(search=self.search)
+                self.index_error = ""
+            except IndexUnavailable as exc:
+                self.index_error = str(exc)
+        return self.search
 
     @classmethod
     def build(cls, settings: Settings, *, need_index: bool = True, models: Models | None = None) -> Pipeline:
@@ -142,10 +167,7 @@ class Pipeline:
         try:
             if client is None:
                 raise IndexUnavailable(index_error)
-            index = Index(client, embedder)
-            aliases, topics = serving_knowledge(settings)
-            search = HybridSearch(index, embedder, aliases, topics, reload=lambda: serving_knowledge(settings))
-            index.snapshot()
+            search = connect_search(settings, embedder, client)
         except IndexUnavailable as exc:
             if need_index:
                 raise
@@ -192,7 +214,7 @@ class Pipeline:
         return reply
 
     def _answer(self, text: str, redacted: str, session: str, timer: Timer) -> Reply:
-        if self.search is None:
+        if self._connected_search() is None:
             return Reply(kind="unknown", text=reply_text("index_unavailable", self.settings), rule="index.unavailable")
         context = self._context_topic(text, session)
         try:
@@ -236,28 +258,33 @@ class Pipeline:
             return None
 
     def _store(self, redaction: Redaction, reply: Reply, timer: Timer) -> None:
-        if self.store is None:
-            reply.stored = False
-            return
+        """Record the redacted exchange; if the database is down, spool it to disk to be written later."""
+        record: dict[str, Any] = {
+            "session_id": reply.session,
+            "kind": reply.kind,
+            "rule": reply.rule,
+            "question_redacted": redaction.text,
+            "reply_text": reply.text,
+            "sources": [s.public() for s in reply.sources],
+            "topic": reply.sources[0].id if reply.sources else "",
+            "confidence": reply.confidence,
+            "latency_ms": reply.latency_ms,
+            "reply_id": reply.reply_id,
+            "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(),
+        }
+        store = self.store
         try:
-            timer.step(
-                "store",
-                lambda: self.store.record_exchange(  # type: ignore[union-attr]
-                    session_id=reply.session,
-                    kind=reply.kind,
-                    rule=reply.rule,
-                    question_redacted=redaction.text,
-                    reply_text=reply.text,
-                    sources=[s.public() for s in reply.sources],
-                    topic=reply.sources[0].id if reply.sources else "",
-                    confidence=reply.confidence,
-                    latency_ms=reply.latency_ms,
-                    reply_id=reply.reply_id,
-                ),
-            )
+            if store is None:
+                raise StoreUnavailable("no database")
+            timer.step("store", lambda: store.record_exchange(**record))
         except (StoreUnavailable, PipelineError):
             reply.stored = False
-            log.warning("exchange not stored: the database is unavailable")
+            reply.spooled = self.spool.append(record)
+            log.warning("exchange not stored: the database is unavailable; spooled=%s", reply.spooled)
+            return
+        if self.spool.pending():
+            count = self.spool.drain(lambda r: store.record_exchange(**r))
+            log.info("wrote %d spooled exchanges", count)
 
     def feedback(self, reply_id: str, helpful: bool, comment: str = "") -> bool:
         comment = validate(comment, self.settings.max_message_chars) if comment.strip() else ""
@@ -282,7 +309,8 @@ class Pipeline:
         return ""
 
     def health(self) -> dict[str, object]:
-        index = self.search.index.status() if self.search else {"status": "down", "detail": self.index_error}
+        search = self._connected_search()
+        index = search.index.status() if search else {"status": "down", "detail": self.index_error}
         database = self.store.status() if self.store else {"status": "down"}
         ok = index.get("status") == "ok" and database.get("status") == "ok"
         down = index.get("status") != "ok" and database.get("status") != "ok"

@@ -230,6 +230,23 @@ def export(
     typer.echo(json.dumps(Store(get_settings().database_url_resolved).export(session, actor=actor), indent=2))
 
 
+db_app = typer.Typer(no_args_is_help=True, help="The database schema (Alembic migrations).")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database at CLINICBOT_DATABASE_URL to the newest schema (safe to run from several processes)."""
+    _setup_logging()
+    from bot.store import Store
+
+    try:
+        revision = Store(get_settings().database_url_resolved).upgrade()
+    except ClinicbotError as exc:
+        _fail(exc)
+    typer.echo(f"database schema at revision {revision}")
+
+
 user_app = typer.Typer(no_args_is_help=True, help="Staff accounts for the console at /staff.")
 app.add_typer(user_app, name="user")
 

@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     knowledge_dir: Path = Path("./knowledge")
     chroma_url: str = Field(default="", description="empty = embedded Chroma under data_dir; else http://host:port")
+    chroma_prefix: str = Field(default="", description="prefix of this deployment's collection names on a shared server")
     database_url: str = Field(default="", description="empty = SQLite under data_dir; else any SQLAlchemy URL")
     llm: str = Field(default="", description="empty = extractive answers; 'openai:MODEL@BASE_URL' or 'ollama:MODEL'")
     llm_api_key: str = ""

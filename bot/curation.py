@@ -211,6 +211,9 @@ class Curation:
             parsed = self._parse_quietly(path, expect_id=explainer_id)
             if parsed:
                 versions.append(parsed)
+        current = self._parse_quietly(self.published_path(explainer_id))
+        if current and current.meta.version not in {e.meta.version for e in versions}:
+            versions.append(current)  # a version published before the console kept history
         return sorted(versions, key=lambda e: e.meta.version, reverse=True)
 
     # ---- the workflow ------------------------------------------------------------------------
@@ -285,6 +288,8 @@ class Curation:
         """Publish an earlier approved version's text again, as a new version approved by this clinician."""
         user.require("review", "roll back explainers")
         source = self.history_dir(explainer_id) / f"v{version}.md"
+        if not source.exists() and version == self._version(explainer_id):
+            source = self.published_path(explainer_id)
         if not source.exists():
             raise CurationError(f"there is no version {version} of '{explainer_id}' in its history")
         text = source.read_text(encoding="utf-8")

@@ -101,8 +101,10 @@ def _hash(text: str) -> str:
 
 
 class Index:
-    def __init__(self, client: Any, embedder: Embedder):
+    def __init__(self, client: Any, embedder: Embedder, prefix: str = ""):
         self._client = client
+        self._pointer = f"{prefix}{POINTER}"  # a prefix lets several deployments share one Chroma server
+        self._generations = f"{prefix}{PREFIX}"
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
@@ -110,7 +112,7 @@ class Index:
     # ---- the pointer -------------------------------------------------------------
     def active_generation(self) -> str | None:
         try:
-            pointer = self._client.get_collection(POINTER)
+            pointer = self._client.get_collection(self._pointer)
         except Exception as exc:
             if _is_missing(exc):
                 return None
@@ -118,7 +120,7 @@ class Index:
         return (pointer.metadata or {}).get("active")
 
     def _set_active(self, generation: str) -> None:
-        pointer = self._client.get_or_create_collection(POINTER, metadata={"active": generation})
+        pointer = self._client.get_or_create_collection(self._pointer, metadata={"active": generation})
         pointer.modify(metadata={"active": generation})
 
     def collection(self, generation: str) -> Any:
@@ -236,19 +238,27 @@ class Index:
             if "vector" not in row:
                 row["vector"] = old[row["id"]][1]
 
-        generation = f"{PREFIX}{time.time_ns():x}"
-        target = self._client.create_collection(
-            generation, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
-        )
-        for start in range(0, len(rows), 256):
-            batch = rows[start : start + 256]
-            target.add(
-                ids=[r["id"] for r in batch],
-                embeddings=[r["vector"] for r in batch],
-                documents=[r["text"] for r in batch],
-                metadatas=[r["meta"] for r in batch],
+        generation = f"{self._generations}{time.time_ns():x}"
+        try:
+            target = self._client.create_collection(
+                generation, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
-            progress(f"written {min(start + 256, len(rows))}/{len(rows)} rows")
+            for start in range(0, len(rows), 256):
+                batch = rows[start : start + 256]
+                target.add(
+                    ids=[r["id"] for r in batch],
+                    embeddings=[r["vector"] for r in batch],
+                    documents=[r["text"] for r in batch],
+                    metadatas=[r["meta"] for r in batch],
+                )
+                progress(f"written {min(start + 256, len(rows))}/{len(rows)} rows")
+        except Exception as exc:  # chromadb wraps disk and server errors in several types; explainer text only
+            self._drop_old(keep={current})
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise IndexUnavailable(
+                f"could not write the new index generation ({reason}); check free space and permissions under "
+                "CLINICBOT_DATA_DIR or the Chroma server; the previous index keeps serving"
+            ) from None
         if target.count() != len(rows):
             raise IndexUnavailable("the new index generation is incomplete; the previous one stays in service")
         self._set_active(generation)
@@ -259,7 +269,7 @@ class Index:
 
     def _drop_old(self, keep: set[str | None]) -> None:
         for name in self._collection_names():
-            if name.startswith(PREFIX) and name not in keep:
+            if name.startswith(self._generations) and name not in keep:
                 try:
                     self._client.delete_collection(name)
                 except Exception:

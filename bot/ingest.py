@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.embed import Embedder
 from bot.index import Index, SyncReport, connect
 from bot.knowledge import approved, chunks, load_explainers
+from bot.store import Store
 
 
 def ingest(
@@ -22,5 +23,7 @@ def ingest(
     embedder = embedder or Embedder(
         settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads
     )
-    index = Index(connect(settings), embedder)
-    return index.sync([c for e in serving for c in chunks(e)], progress=progress)
+    index = Index(connect(settings), embedder, settings.chroma_prefix)
+    with Store(settings.database_url_resolved).exclusive("ingest"):  # one writer at a time, across machines
+        progress("holding the ingest lock")
+        return index.sync([c for e in serving for c in chunks(e)], progress=progress)

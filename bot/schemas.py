@@ -105,6 +105,7 @@ class Reply:
     session: str = ""
     reply_id: str = ""
     stored: bool = True
+    spooled: bool = False  # not stored yet: kept (redacted) on local disk until the database is back
 
     def public(self, request_id: str | None = None) -> dict[str, object]:
         """The reply object of DESIGN.md (`ask --jsonl` and `/api/chat`)."""

@@ -7,10 +7,15 @@ reply. Holds exchanges, feedback, the audit log and staff users.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import hashlib
 import json
+import logging
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,13 +30,17 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from bot.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> dt.datetime:
@@ -130,19 +139,80 @@ def make_engine(url: str) -> Engine:
 
 
 class Store:
+    """The database behind one small interface. It opens lazily: a database that is down at start is retried on
+    each use, so the app starts and serves replies without it, and picks it up when it returns."""
+
     def __init__(self, url: str):
         self.url = url
         try:
             self.engine = make_engine(url)
-            Base.metadata.create_all(self.engine)
+        except (SQLAlchemyError, ValueError, ImportError):
+            raise StoreUnavailable(
+                "CLINICBOT_DATABASE_URL is not a usable SQLAlchemy URL; e.g. postgresql+psycopg://user@host/db"
+            ) from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._ready = False
+        try:
+            self.upgrade()
+        except StoreUnavailable:
+            log.warning("the database is not reachable; replies are served and exchanges spooled until it is")
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest migration (Alembic), one process at a time; returns the revision."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        try:
+            with self.exclusive("migrate"), self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                tables = inspect(connection)
+                if tables.has_table("exchanges") and not tables.has_table("alembic_version"):
+                    command.stamp(config, "0001")  # a database made before migrations existed
+                command.upgrade(config, "head")
+                revision = MigrationContext.configure(connection).get_current_revision() or ""
         except SQLAlchemyError:
             raise StoreUnavailable(
                 "cannot open the database at CLINICBOT_DATABASE_URL; check the URL and that the server is up"
             ) from None
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._ready = True
+        return revision
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """One holder at a time across every process: a PostgreSQL advisory lock (released by the server if the
+        holder dies), or for SQLite a lock file beside the database (released by the OS if the holder dies)."""
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(f"clinicbot:{name}".encode()).digest()[:8], "big", signed=True)
+            try:
+                connection = self.engine.connect()
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            except SQLAlchemyError:
+                raise StoreUnavailable(
+                    f"cannot take the {name} lock: the database at CLINICBOT_DATABASE_URL is not reachable; "
+                    "check the URL and that the server is up"
+                ) from None
+            try:
+                yield
+            finally:
+                connection.close()  # closing the session releases the advisory lock
+            return
+        database = self.engine.url.database
+        folder = Path(database).parent if database and database != ":memory:" else Path(tempfile.gettempdir())
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f".clinicbot-{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        if not self._ready:
+            self.upgrade()
         try:
             with self._sessions.begin() as session:
                 yield session
@@ -163,9 +233,11 @@ class Store:
         confidence: float,
         latency_ms: float,
         reply_id: str | None = None,
+        created_at: str | None = None,
     ) -> str:
         exchange = Exchange(
             id=reply_id or new_id(),
+            created_at=dt.datetime.fromisoformat(created_at) if created_at else _now(),
             session_id=session_id,
             kind=kind,
             rule=rule,
@@ -178,7 +250,7 @@ class Store:
             queue_status="open" if kind == "unknown" else "",
         )
         with self.session() as s:
-            s.add(exchange)
+            s.merge(exchange)  # idempotent: a spooled exchange may be written twice if a flush was interrupted
         return exchange.id
 
     def last_topic(self, session_id: str) -> str | None:
@@ -195,7 +267,15 @@ class Store:
         with self.session() as s:
             if s.get(Exchange, reply_id) is None:
                 return False
-            s.add(Feedback(reply_id=reply_id, helpful=helpful, comment_redacted=comment_redacted))
+            rated = s.scalars(
+                select(Feedback)
+                .where(Feedback.reply_id == reply_id, Feedback.helpful == helpful, Feedback.comment_redacted == "")
+                .order_by(Feedback.id.desc())
+            ).first()
+            if comment_redacted and rated is not None:  # a comment sent after the thumb belongs to that rating
+                rated.comment_redacted = comment_redacted
+            else:
+                s.add(Feedback(reply_id=reply_id, helpful=helpful, comment_redacted=comment_redacted))
         return True
 
     def unanswered(self, limit: int = 200) -> list[Exchange]:
@@ -369,6 +449,17 @@ class Store:
     def audit(self, actor: str, action: str, count: int = 0, target: str = "") -> None:
         with self.session() as s:
             s.add(Audit(actor=actor, action=action, count=count, target=target))
+
+    def count_audit(self, actor: str, action: str, since: dt.timedelta) -> int:
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Audit)
+                    .where(Audit.actor == actor, Audit.action == action, Audit.at >= _now() - since)
+                )
+                or 0
+            )
 
     def audit_log(self, limit: int = 200) -> list[Audit]:
         with self.session() as s:

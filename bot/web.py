@@ -10,11 +10,12 @@ import threading
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from bot.chat import Pipeline
 from bot.config import get_settings
+from bot.curation import Curation
 from bot.errors import ClinicbotError, InvalidMessage, StoreUnavailable
 from bot.ratelimit import RateLimiter
 
@@ -30,6 +31,14 @@ class FeedbackRequest(BaseModel):
     reply_id: str
     helpful: bool
     comment: str = ""
+
+
+# Gradio needs inline scripts and styles; everything else comes from this origin only (no CDNs, no trackers).
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'self'; "
+    "object-src 'none'"
+)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -59,6 +68,8 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
     import gradio as gr
 
     from bot.ui import patient
+    from bot.ui.embed import add_embed_routes
+    from bot.ui.signin import add_staff_routes
 
     settings = get_settings() if pipeline is None else pipeline.settings
     if pipeline is None:
@@ -67,19 +78,6 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
     _schedule_purge(pipeline)
     app = FastAPI(title="clinicbot", docs_url=None, redoc_url=None)
     app.state.pipeline = pipeline
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        if request.url.path.startswith("/staff"):
-            response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        elif settings.site_origins:
-            response.headers.setdefault(
-                "Content-Security-Policy", "frame-ancestors 'self' " + " ".join(settings.site_origins)
-            )
-        return response
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -99,7 +97,7 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
             log.error("chat failed: %s", type(exc).__name__)
             return _error(503, f"The assistant can't answer right now; please call {settings.clinic_phone}.")
         out = reply.public(None)
-        out.update(session=reply.session, reply_id=reply.reply_id, stored=reply.stored)
+        out.update(session=reply.session, reply_id=reply.reply_id, stored=reply.stored, spooled=reply.spooled)
         return JSONResponse(out)
 
     @app.post("/api/feedback")
@@ -114,13 +112,26 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
             return _error(404, "No reply with that id; send the reply_id returned by /api/chat.")
         return JSONResponse({"ok": True})
 
-    @app.get("/staff", response_class=HTMLResponse)
-    def staff() -> str:
-        return (
-            "<!doctype html><title>Staff console</title><main><h1>Staff console</h1>"
-            "<p>The curation console is not built yet. Explainers are edited as files under "
-            "<code>knowledge/explainers/</code> and published with <code>clinicbot ingest</code>.</p></main>"
-        )
+    if pipeline.store is not None:
+        curation = Curation(settings.knowledge_dir, pipeline.store, on_publish=pipeline.reindex)
+        add_staff_routes(app, settings, pipeline.store, curation)
 
+    @app.middleware("http")  # registered last, so it wraps every response, refusals included
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        staff = request.url.path.startswith("/staff")
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        # The console needs its own origin on form posts (the CSRF origin check); patients' pages send nothing.
+        headers.setdefault("Referrer-Policy", "same-origin" if staff else "no-referrer")
+        framers = "'none'" if staff else " ".join(["'self'", *settings.site_origins])
+        headers.setdefault("Content-Security-Policy", f"{PAGE_POLICY}; frame-ancestors {framers}")
+        if request.url.scheme == "https":
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+    add_embed_routes(app, settings)
     widget = patient.create_app(pipeline, limiter)
-    return gr.mount_gradio_app(app, widget, path="/", theme=gr.themes.Soft(), footer_links=[])
+    return gr.mount_gradio_app(
+        app, widget, path="/", theme=gr.themes.Soft(), css=patient.css(settings), head=patient.HEAD, footer_links=[]
+    )

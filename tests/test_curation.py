@@ -82,6 +82,7 @@ def test_an_editor_cannot_approve_retire_or_roll_back(curation, knowledge):
 
 
 def test_approval_publishes_the_next_version_records_who_and_keeps_history(curation, knowledge, store, published):
+    assert [e.meta.version for e in curation.history("prp")] == [1]  # shipped before the console kept history
     text = edited(curation, "prp", PEEL_OLD, PEEL_OLD + "\nThis line is new in version two.\n")
     curation.save_draft(EDITOR, "prp", text)
     curation.submit(EDITOR, "prp")

@@ -108,6 +108,14 @@ def test_feedback_is_stored_redacted(pipeline):
     assert not pipeline.feedback("no-such-reply", True)
 
 
+def test_a_comment_after_a_thumb_completes_that_rating(pipeline):
+    reply = pipeline.ask("how long does filler last?")
+    pipeline.feedback(reply.reply_id, False)
+    pipeline.feedback(reply.reply_id, False, "too vague")
+    feedback = pipeline.store.export(reply.session, actor="test")["feedback"]
+    assert [(f["helpful"], f["comment"]) for f in feedback] == [(False, "too vague")]
+
+
 def test_timings_cover_every_step(pipeline):
     reply = pipeline.ask("is microneedling painful")
     assert set(reply.timings_ms) >= {"redact", "triage", "retrieve", "answer", "store"}

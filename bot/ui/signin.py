@@ -112,6 +112,8 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
             return login_page(request, "The form expired. Please try again.", status=403)
         try:
+            if auth.throttled(email):
+                return login_page(request, "Too many failed sign-ins. Wait 15 minutes, then try again.", status=429)
             token = auth.sign_in(email, password)
         except StoreUnavailable:
             return login_page(request, "Sign-in is unavailable: the database cannot be reached.", status=503)
@@ -137,4 +139,4 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
         return response
 
     console = staff.create_app(curation, store)
-    gr.mount_gradio_app(app, console, path=CONSOLE, auth_dependency=signed_in, footer_links=[])
+    gr.mount_gradio_app(app, console, path=CONSOLE, auth_dependency=signed_in, footer_links=[], css=staff.CSS)

@@ -24,6 +24,16 @@ QUEUE_HEADERS = ["item", "asked", "question (redacted)"]
 DOWN_HEADERS = ["item", "rated", "question (redacted)", "reply", "comment (redacted)"]
 AUDIT_HEADERS = ["when", "who", "action", "count", "target"]
 HISTORY_HEADERS = ["version", "approved by", "on"]
+NO_CHANGES = "No draft is waiting for review."
+# The default theme's orange fails WCAG AA contrast with white text; the console uses a dark blue instead.
+CSS = """
+.gradio-container button.primary { background: #1f4e79 !important; color: #fff !important; border-color: #1f4e79 !important; }
+.gradio-container button.stop { background: #a11d1d !important; color: #fff !important; border-color: #a11d1d !important; }
+.gradio-container [role=tab][aria-selected=true] { color: #1f4e79 !important; border-color: #1f4e79 !important; }
+.gradio-container .table-container .label p, .gradio-container [data-testid="block-info"] { color: #374151 !important; }
+.cb-signout { padding: .5rem 1rem; border-radius: 6px; border: 1px solid #6b7280; background: #fff; color: #1a1a1a; }
+.cb-signout:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
+"""
 
 
 def _user(store: Store, request: gr.Request) -> StaffUser:
@@ -101,7 +111,7 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
         history = [
             [e.meta.version, e.meta.reviewed_by, e.meta.reviewed_on.isoformat()] for e in curation.history(explainer_id)
         ]
-        return curation.diff(explainer_id), trail or "No review activity yet.", history
+        return curation.diff(explainer_id) or NO_CHANGES, trail or "No review activity yet.", history
 
     def load(request: gr.Request):
         user = _user(store, request)
@@ -111,6 +121,7 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
             gr.update(visible=user.can("review")),
             gr.update(visible=user.can("audit")),
             listing_rows(),
+            gr.update(choices=ids()),
             gr.update(choices=ids()),
             *insights(user),
         )
@@ -184,34 +195,36 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
         try:
             text = curation.create(user, explainer_id, new_title, _question_of(item))
         except ClinicbotError as exc:
-            return _problem_text(exc), gr.update(), gr.update(), listing_rows(), *insights(user)
+            return _problem_text(exc), gr.update(), gr.update(), listing_rows(), gr.update(), *insights(user)
         if item:
             store.close_queue_item(item, actor=user.email, action="drafted")
         check = curation.check(explainer_id, text)
         message = f"Draft '{explainer_id}' created: fill it in, then submit it.\n\n{_check_text(check)}"
         picked = gr.update(choices=ids(), value=explainer_id)
-        return message, text, picked, listing_rows(), *insights(user)
+        return message, text, picked, listing_rows(), gr.Tabs(selected="explainers"), *insights(user)
+
+    def create_blank(new_id: str, new_title: str, request: gr.Request):
+        return create(new_id, new_title, "", request)
 
     def extend(explainer_id: str, item: str, request: gr.Request):
         user = _user(store, request)
         question = _question_of(item)
         if not (explainer_id and question):
-            return (
-                "Pick a question from the lists and an explainer above.",
-                gr.update(),
-                listing_rows(),
-                *insights(user),
-            )
+            gr.Warning("Pick a question in one of the lists and the explainer to extend.")
+            return gr.update(), gr.update(), gr.update(), listing_rows(), gr.update(), *insights(user)
         try:
             text = add_faq_question(curation.text_for_editing(explainer_id), question)
             check = curation.save_draft(user, explainer_id, text)
         except ClinicbotError as exc:
-            return _problem_text(exc), gr.update(), listing_rows(), *insights(user)
+            gr.Warning(str(exc))
+            return gr.update(), gr.update(), gr.update(), listing_rows(), gr.update(), *insights(user)
         store.close_queue_item(item, actor=user.email, action="extended")
         return (
             f"The question was added to the draft of '{explainer_id}': answer it, then submit.\n\n{_check_text(check)}",
             text,
+            gr.update(value=explainer_id),
             listing_rows(),
+            gr.Tabs(selected="explainers"),
             *insights(user),
         )
 
@@ -253,62 +266,82 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
                 '<form method="post" action="/staff/logout" style="text-align:right">'
                 '<button type="submit" id="sign-out" class="cb-signout">Sign out</button></form>'
             )
-        with gr.Tab("Explainers", elem_id="tab-explainers"):
-            table = gr.Dataframe(headers=LIST_HEADERS, interactive=False, label="Explainers", elem_id="explainers")
-            with gr.Row():
-                picker = gr.Dropdown(label="Explainer", choices=[], allow_custom_value=True, elem_id="pick")
-                open_button = gr.Button("Open", elem_id="open")
-            with gr.Accordion("New explainer", open=False):
-                new_id = gr.Textbox(label="New id (lowercase words joined by hyphens)", elem_id="new-id")
-                new_title = gr.Textbox(label="Title", elem_id="new-title")
-                create_button = gr.Button("Create draft", elem_id="create")
-            editor = gr.Textbox(
-                label="Explainer text (Markdown with front matter)", lines=24, max_lines=60, elem_id="editor"
-            )
-            with gr.Row():
-                save_button = gr.Button("Save draft", elem_id="save")
-                submit_button = gr.Button("Submit for review", variant="primary", elem_id="submit")
-            status = gr.Markdown(elem_id="status")
-            with gr.Accordion("Preview", open=False):
-                preview = gr.Markdown(elem_id="preview")
-            with gr.Accordion("Review trail", open=True):
-                trail = gr.Markdown(elem_id="trail")
-            with gr.Group(visible=False) as review_group:
-                gr.Markdown("### Clinician review")
-                diff = gr.Code(label="Changes against the approved version", language=None, elem_id="diff")
-                comment = gr.Textbox(label="Comment for the editor (required to return)", elem_id="review-comment")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Explainers", id="explainers", elem_id="tab-explainers"):
+                table = gr.Dataframe(headers=LIST_HEADERS, interactive=False, label="Explainers", elem_id="explainers")
                 with gr.Row():
-                    approve_button = gr.Button("Approve and publish", variant="primary", elem_id="approve")
-                    return_button = gr.Button("Return to editor", elem_id="return")
-                history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, label="History", elem_id="history")
+                    picker = gr.Dropdown(label="Explainer", choices=[], allow_custom_value=True, elem_id="pick")
+                    open_button = gr.Button("Open", elem_id="open")
+                with gr.Accordion("New explainer", open=False):
+                    new_id = gr.Textbox(label="New id (lowercase words joined by hyphens)", elem_id="new-id")
+                    new_title = gr.Textbox(label="Title", elem_id="new-title")
+                    create_button = gr.Button("Create draft", elem_id="create")
+                editor = gr.Textbox(
+                    label="Explainer text (Markdown with front matter)", lines=24, max_lines=60, elem_id="editor"
+                )
                 with gr.Row():
-                    version = gr.Number(label="Version to roll back to", precision=0, elem_id="rollback-version")
-                    rollback_button = gr.Button("Roll back", elem_id="rollback")
+                    save_button = gr.Button("Save draft", elem_id="save")
+                    submit_button = gr.Button("Submit for review", variant="primary", elem_id="submit")
+                status = gr.Markdown(elem_id="status")
+                with gr.Accordion("Preview", open=False):
+                    preview = gr.Markdown(elem_id="preview")
+                with gr.Accordion("Review trail", open=True):
+                    trail = gr.Markdown(elem_id="trail")
+                with gr.Group(visible=False) as review_group:
+                    gr.Markdown("### Clinician review")
+                    diff = gr.Textbox(
+                        label="Changes against the approved version (- removed, + added)",
+                        value=NO_CHANGES,
+                        interactive=False,
+                        lines=12,
+                        max_lines=40,
+                        elem_id="diff",
+                    )
+                    comment = gr.Textbox(label="Comment for the editor (required to return)", elem_id="review-comment")
+                    with gr.Row():
+                        approve_button = gr.Button("Approve and publish", variant="primary", elem_id="approve")
+                        return_button = gr.Button("Return to editor", elem_id="return")
+                    history = gr.Dataframe(
+                        headers=HISTORY_HEADERS, interactive=False, label="History", elem_id="history"
+                    )
+                    with gr.Row():
+                        version = gr.Number(label="Version to roll back to", precision=0, elem_id="rollback-version")
+                        rollback_button = gr.Button("Roll back", elem_id="rollback")
+                    with gr.Row():
+                        reason = gr.Textbox(label="Why retire it", elem_id="retire-reason")
+                        retire_button = gr.Button("Retire", variant="stop", elem_id="retire")
+            with gr.Tab("Insights", elem_id="tab-insights"):
+                gr.Markdown(
+                    "Patients' questions are shown redacted. Pick one, then draft a new explainer or extend one."
+                )
+                queue = gr.Dataframe(
+                    headers=QUEUE_HEADERS, interactive=False, label="Unanswered questions", elem_id="queue"
+                )
+                down = gr.Dataframe(
+                    headers=DOWN_HEADERS, interactive=False, label="Replies rated unhelpful", elem_id="down"
+                )
+                item = gr.Textbox(label="Picked item", interactive=False, elem_id="item")
                 with gr.Row():
-                    reason = gr.Textbox(label="Why retire it", elem_id="retire-reason")
-                    retire_button = gr.Button("Retire", variant="stop", elem_id="retire")
-        with gr.Tab("Insights", elem_id="tab-insights"):
-            gr.Markdown("Patients' questions are shown redacted. Pick one, then draft a new explainer or extend one.")
-            queue = gr.Dataframe(
-                headers=QUEUE_HEADERS, interactive=False, label="Unanswered questions", elem_id="queue"
-            )
-            down = gr.Dataframe(
-                headers=DOWN_HEADERS, interactive=False, label="Replies rated unhelpful", elem_id="down"
-            )
-            item = gr.Textbox(label="Picked item", interactive=False, elem_id="item")
-            with gr.Row():
-                extend_button = gr.Button("Add the question to the picked explainer's FAQ", elem_id="extend")
-                draft_button = gr.Button("Draft a new explainer from it (uses 'New explainer')", elem_id="draft-new")
-                dismiss_button = gr.Button("Dismiss", elem_id="dismiss")
-            due = gr.Markdown(elem_id="due")
-            by_topic = gr.Plot(label="Per explainer per week")
-            by_kind = gr.Plot(label="Per kind per week")
-        with gr.Tab("Audit log", visible=False, elem_id="tab-audit") as audit_tab:
-            audit = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, label="Every staff action", elem_id="audit")
+                    target = gr.Dropdown(label="Explainer to extend", choices=[], elem_id="extend-target")
+                    extend_button = gr.Button("Add the question to its FAQ", elem_id="extend")
+                with gr.Row():
+                    draft_id = gr.Textbox(
+                        label="New explainer id (lowercase words joined by hyphens)", elem_id="draft-id"
+                    )
+                    draft_title = gr.Textbox(label="New explainer title", elem_id="draft-title")
+                    draft_button = gr.Button("Draft a new explainer from it", elem_id="draft-new")
+                dismiss_button = gr.Button("Dismiss the question", elem_id="dismiss")
+                due = gr.Markdown(elem_id="due")
+                by_topic = gr.Plot(label="Per explainer per week")
+                by_kind = gr.Plot(label="Per kind per week")
+            with gr.Tab("Audit log", visible=False, elem_id="tab-audit") as audit_tab:
+                audit = gr.Dataframe(
+                    headers=AUDIT_HEADERS, interactive=False, label="Every staff action", elem_id="audit"
+                )
 
         insight_outputs = [queue, down, due, by_topic, by_kind, audit]
         review_outputs = [diff, trail, history]
-        app.load(load, None, [greeting, review_group, audit_tab, table, picker, *insight_outputs])
+        app.load(load, None, [greeting, review_group, audit_tab, table, picker, target, *insight_outputs])
         open_button.click(open_explainer, [picker], [editor, status, preview, *review_outputs])
         picker.input(open_explainer, [picker], [editor, status, preview, *review_outputs])
         editor.change(preview_of, [editor], [preview], show_progress="hidden")
@@ -318,10 +351,10 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
         return_button.click(send_back, [picker, comment], [status, table, *review_outputs])
         retire_button.click(retire, [picker, reason], [status, table, *review_outputs])
         rollback_button.click(rollback, [picker, version], [status, table, *review_outputs])
-        create_outputs = [status, editor, picker, table, *insight_outputs]
-        create_button.click(create, [new_id, new_title, item], create_outputs)
-        draft_button.click(create, [new_id, new_title, item], create_outputs)
-        extend_button.click(extend, [picker, item], [status, editor, table, *insight_outputs])
+        to_editor = [status, editor, picker, table, tabs, *insight_outputs]
+        create_button.click(create_blank, [new_id, new_title], to_editor)
+        draft_button.click(create, [draft_id, draft_title, item], to_editor)
+        extend_button.click(extend, [target, item], to_editor)
         dismiss_button.click(dismiss, [item], insight_outputs)
         queue.select(pick_item, None, [item])
         down.select(pick_item, None, [item])
