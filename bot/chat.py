@@ -172,7 +172,7 @@ class Pipeline:
             if need_index:
                 raise
             index_error = str(exc)
-        store = Store(settings.database_url_resolved)
+        store = Store(settings.database_url_resolved, settings.encryption_key)
         backend = None
         if settings.llm:
             from bot.llm import llm_backend

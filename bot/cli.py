@@ -60,6 +60,13 @@ def _lines(stream: Any) -> Iterator[tuple[Any, str | None, dict[str, Any] | None
         yield obj.get("id"), None, obj
 
 
+def _store() -> Any:
+    from bot.store import Store
+
+    settings = get_settings()
+    return Store(settings.database_url_resolved, settings.encryption_key)
+
+
 def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -198,10 +205,9 @@ def serve(
 def purge(actor: Annotated[str, typer.Option(help="who runs it, for the audit log")] = "cli") -> None:
     """Delete conversations older than CLINICBOT_RETENTION_DAYS."""
     _setup_logging()
-    from bot.store import Store
 
     settings = get_settings()
-    count = Store(settings.database_url_resolved).purge(settings.retention_days, actor=actor)
+    count = _store().purge(settings.retention_days, actor=actor)
     typer.echo(f"purged {count} exchanges older than {settings.retention_days} days")
 
 
@@ -212,9 +218,8 @@ def forget(
 ) -> None:
     """Delete every record of one conversation and report how many."""
     _setup_logging()
-    from bot.store import Store
 
-    count = Store(get_settings().database_url_resolved).forget(session, actor=actor)
+    count = _store().forget(session, actor=actor)
     typer.echo(f"deleted {count} exchanges of that session")
 
 
@@ -225,23 +230,30 @@ def export(
 ) -> None:
     """Print, as JSON, what is stored about one conversation (redacted text, times, feedback)."""
     _setup_logging()
-    from bot.store import Store
 
-    typer.echo(json.dumps(Store(get_settings().database_url_resolved).export(session, actor=actor), indent=2))
+    typer.echo(json.dumps(_store().export(session, actor=actor), indent=2))
 
 
 db_app = typer.Typer(no_args_is_help=True, help="The database schema (Alembic migrations).")
 app.add_typer(db_app, name="db")
 
 
+@db_app.command("keygen")
+def db_keygen() -> None:
+    """Print a new key for CLINICBOT_ENCRYPTION_KEY (conversation text encrypted at rest). Keep it safe:
+    text sealed with a lost key cannot be read."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the database at CLINICBOT_DATABASE_URL to the newest schema (safe to run from several processes)."""
     _setup_logging()
-    from bot.store import Store
 
     try:
-        revision = Store(get_settings().database_url_resolved).upgrade()
+        revision = _store().upgrade()
     except ClinicbotError as exc:
         _fail(exc)
     typer.echo(f"database schema at revision {revision}")
@@ -261,14 +273,13 @@ def user_add(
     """Add a staff member (or reset an existing one's password and role; their open sessions end)."""
     _setup_logging()
     from bot.auth import Auth
-    from bot.store import Store
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
-        Auth(Store(get_settings().database_url_resolved)).add_user(email, password, role, actor=actor)
+        Auth(_store()).add_user(email, password, role, actor=actor)
     except ClinicbotError as exc:
         _fail(exc)
     typer.echo(f"{email.strip().lower()} can now sign in at /staff as {role}")
@@ -278,9 +289,8 @@ def user_add(
 def user_list() -> None:
     """List staff accounts and their roles."""
     _setup_logging()
-    from bot.store import Store
 
-    for user in Store(get_settings().database_url_resolved).users():
+    for user in _store().users():
         typer.echo(f"{user.email}\t{user.role}\tsince {user.created_at:%Y-%m-%d}")
 
 

@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     knowledge_dir: Path = Path("./knowledge")
     chroma_url: str = Field(default="", description="empty = embedded Chroma under data_dir; else http://host:port")
-    chroma_prefix: str = Field(default="", description="prefix of this deployment's collection names on a shared server")
+    chroma_prefix: str = Field(
+        default="", description="prefix of this deployment's collection names on a shared server"
+    )
     database_url: str = Field(default="", description="empty = SQLite under data_dir; else any SQLAlchemy URL")
     llm: str = Field(default="", description="empty = extractive answers; 'openai:MODEL@BASE_URL' or 'ollama:MODEL'")
     llm_api_key: str = ""
@@ -50,6 +52,7 @@ class Settings(BaseSettings):
 
     # Security
     secret_key: str = "change-me"
+    encryption_key: str = Field(default="", description="Fernet key: conversation text encrypted at rest")
     staff_session_hours: float = 8.0
     production: bool = False
 

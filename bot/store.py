@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import (
     Boolean,
     DateTime,
@@ -37,10 +38,46 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
-from bot.errors import StoreUnavailable
+from bot.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+SEALED = "sealed1:"  # prefix of a value encrypted at rest; values without it are plain (written before a key was set)
+_cipher: Fernet | None = None  # one key per process, from CLINICBOT_ENCRYPTION_KEY
+
+
+class SealedText(TypeDecorator[str]):
+    """Conversation text, encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256) when a key is configured."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if not value or _cipher is None:
+            return value
+        return SEALED + _cipher.encrypt(value.encode()).decode()
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        if not value or not value.startswith(SEALED):
+            return value
+        if _cipher is None:
+            return "[encrypted: set CLINICBOT_ENCRYPTION_KEY to read it]"
+        try:
+            return _cipher.decrypt(value[len(SEALED) :].encode()).decode()
+        except InvalidToken:
+            return "[encrypted with a different key]"
+
+
+def use_encryption_key(key: str) -> None:
+    """Seal conversation text written from now on with this key (empty: store it as plain text)."""
+    global _cipher
+    try:
+        _cipher = Fernet(key.encode()) if key else None
+    except (ValueError, TypeError):
+        raise ConfigError("CLINICBOT_ENCRYPTION_KEY is not a Fernet key; make one with `clinicbot db keygen`") from None
 
 
 def _now() -> dt.datetime:
@@ -62,8 +99,8 @@ class Exchange(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, index=True)
     kind: Mapped[str] = mapped_column(String(16), index=True)
     rule: Mapped[str] = mapped_column(String(64), default="")
-    question_redacted: Mapped[str] = mapped_column(Text)
-    reply_text: Mapped[str] = mapped_column(Text)
+    question_redacted: Mapped[str] = mapped_column(SealedText)
+    reply_text: Mapped[str] = mapped_column(SealedText)
     sources_json: Mapped[str] = mapped_column(Text, default="[]")
     topic: Mapped[str] = mapped_column(String(64), default="", index=True)
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
@@ -77,7 +114,7 @@ class Feedback(Base):
     reply_id: Mapped[str] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     helpful: Mapped[bool] = mapped_column(Boolean)
-    comment_redacted: Mapped[str] = mapped_column(Text, default="")
+    comment_redacted: Mapped[str] = mapped_column(SealedText, default="")
 
 
 class Audit(Base):
@@ -142,8 +179,9 @@ class Store:
     """The database behind one small interface. It opens lazily: a database that is down at start is retried on
     each use, so the app starts and serves replies without it, and picks it up when it returns."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, encryption_key: str = ""):
         self.url = url
+        use_encryption_key(encryption_key)
         try:
             self.engine = make_engine(url)
         except (SQLAlchemyError, ValueError, ImportError):

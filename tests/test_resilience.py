@@ -104,3 +104,27 @@ def test_only_one_ingest_writes_at_a_time(cli_env, data_dir):
     out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 0, err.decode()
     assert "holding the ingest lock" in err.decode()
+
+
+def test_conversation_text_can_be_encrypted_at_rest(data_dir, models):
+    from cryptography.fernet import Fernet
+
+    from bot.chat import Pipeline
+    from bot.store import use_encryption_key
+    from tests.conftest import files_containing
+
+    key = Fernet.generate_key().decode()
+    try:
+        pipeline = Pipeline.build(make_settings(data_dir, encryption_key=key), models=models)
+        reply = pipeline.ask("is microneedling ok for acne scars on darker skin")
+        pipeline.feedback(reply.reply_id, False, "wanted more on hyperpigmentation")
+        assert files_containing(data_dir, ["acne scars on darker", "more on hyperpigmentation"]) == []
+        in_files = files_containing(data_dir, [reply.text[:40]])  # the reply quotes explainers, which Chroma holds
+        assert [f for f in in_files if "chroma" not in f] == []  # but not the database, its WAL or anything else
+        exported = pipeline.store.export(reply.session, actor="test")
+        assert exported["exchanges"][0]["question_redacted"] == "is microneedling ok for acne scars on darker skin"
+        assert exported["feedback"][0]["comment"] == "wanted more on hyperpigmentation"
+        without_key = Store(make_settings(data_dir).database_url_resolved)
+        assert "CLINICBOT_ENCRYPTION_KEY" in without_key.export(reply.session, actor="test")["exchanges"][0]["reply"]
+    finally:
+        use_encryption_key("")

@@ -34,7 +34,9 @@ def upgrade() -> None:
     op.create_table(
         "feedback",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("reply_id", sa.String(32), sa.ForeignKey("exchanges.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "reply_id", sa.String(32), sa.ForeignKey("exchanges.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("helpful", sa.Boolean(), nullable=False),
         sa.Column("comment_redacted", sa.Text(), nullable=False),
