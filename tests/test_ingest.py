@@ -53,7 +53,8 @@ def _edit_every_paragraph(knowledge):
 
 def test_an_ingest_killed_half_way_leaves_the_previous_index_serving(data_dir, knowledge, cli_env):
     settings = make_settings(data_dir)
-    before = Index(connect(settings), embedder=None).active_generation()  # type: ignore[arg-type]
+    before = Index(connect(settings), None, settings.chroma_prefix).active_generation()  # type: ignore[arg-type]
+    assert before is not None  # the index this test expects to keep serving
     _edit_every_paragraph(knowledge)
     env = dict(cli_env, CLINICBOT_KNOWLEDGE_DIR=str(knowledge))
     proc = subprocess.Popen(
@@ -73,7 +74,7 @@ def test_an_ingest_killed_half_way_leaves_the_previous_index_serving(data_dir, k
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    assert Index(connect(settings), embedder=None).active_generation() == before  # type: ignore[arg-type]
+    assert Index(connect(settings), None, settings.chroma_prefix).active_generation() == before  # type: ignore[arg-type]
     answer = run_cli(["ask", "how long does a hydrafacial take"], cli_env)
     assert answer.returncode == 0
     text = answer.stdout.decode()
@@ -81,7 +82,7 @@ def test_an_ingest_killed_half_way_leaves_the_previous_index_serving(data_dir, k
 
     finished = run_cli(["ingest"], env, timeout=400)
     assert finished.returncode == 0, finished.stderr.decode()[-400:]
-    index = Index(connect(settings), embedder=None)  # type: ignore[arg-type]
+    index = Index(connect(settings), None, settings.chroma_prefix)  # type: ignore[arg-type]
     assert index.active_generation() != before
     assert all("Ask the clinic if unsure." in row.text for row in index.snapshot().sections if "faq" not in row.id)
 

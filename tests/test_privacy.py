@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from tests.conftest import ROOT, files_containing, run_cli
+from tests.conftest import ROOT, database_text, files_containing, make_settings, run_cli
 
 NAME, SURNAME = "Quillon", "Vantresca"
 PHONE, EMAIL = "415-555-0177", "quillon.v@example.net"
@@ -40,6 +40,8 @@ def test_pipeline_logs_and_store_hold_no_identifier(pipeline, data_dir, captured
     logged = "\n".join(r.getMessage() for r in captured_logs.records)
     assert not [s for s in SENTINELS if s.lower() in logged.lower()]
     assert files_containing(data_dir, SENTINELS) == []
+    stored = database_text(pipeline.settings.database_url_resolved).lower()  # PostgreSQL's too, under --stores=servers
+    assert "<person>" in stored and not [s for s in SENTINELS if s.lower() in stored]
 
 
 def test_cli_and_web_write_no_identifier(cli_env, data_dir):
@@ -78,11 +80,14 @@ def test_cli_and_web_write_no_identifier(cli_env, data_dir):
     leaked_web = [s for s in SENTINELS if s.lower().encode() in server_log.lower()]
     assert leaked_cli == [] and leaked_web == []
     assert files_containing(data_dir, SENTINELS) == []
+    stored = database_text(make_settings(data_dir).database_url_resolved).lower()
+    assert "<person>" in stored and not [s for s in SENTINELS if s.lower() in stored]
 
 
-def test_chroma_holds_explainer_content_only(pipeline, data_dir):
+def test_chroma_holds_explainer_content_only(pipeline, chroma_dir):
     pipeline.ask(MESSAGE)
-    chroma_files = files_containing(data_dir / "chroma", SENTINELS + ["does lip filler hurt"])
+    assert any(chroma_dir.rglob("*.sqlite3"))  # looking in the right place
+    chroma_files = files_containing(chroma_dir, SENTINELS + ["does lip filler hurt"])
     assert chroma_files == []
 
 

@@ -111,7 +111,7 @@ def test_conversation_text_can_be_encrypted_at_rest(data_dir, models):
 
     from bot.chat import Pipeline
     from bot.store import use_encryption_key
-    from tests.conftest import files_containing
+    from tests.conftest import database_text, files_containing
 
     key = Fernet.generate_key().decode()
     try:
@@ -119,6 +119,8 @@ def test_conversation_text_can_be_encrypted_at_rest(data_dir, models):
         reply = pipeline.ask("is microneedling ok for acne scars on darker skin")
         pipeline.feedback(reply.reply_id, False, "wanted more on hyperpigmentation")
         assert files_containing(data_dir, ["acne scars on darker", "more on hyperpigmentation"]) == []
+        at_rest = database_text(pipeline.settings.database_url_resolved)  # PostgreSQL's rows too, with servers
+        assert "acne scars on darker" not in at_rest and "more on hyperpigmentation" not in at_rest
         in_files = files_containing(data_dir, [reply.text[:40]])  # the reply quotes explainers, which Chroma holds
         assert [f for f in in_files if "chroma" not in f] == []  # but not the database, its WAL or anything else
         exported = pipeline.store.export(reply.session, actor="test")
