@@ -55,8 +55,15 @@ def connect(settings: Settings) -> Any:
                 "start it or fix the setting"
             ) from None
         return client
-    settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.chroma_dir))
+    try:
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir))
+    except Exception as exc:  # a full disk or a read-only folder, raised by chromadb in several types
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise IndexUnavailable(
+            f"cannot open the search index under CLINICBOT_DATA_DIR ({settings.chroma_dir}): {reason}; "
+            "check free space and permissions there"
+        ) from None
 
 
 @dataclass

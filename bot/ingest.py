@@ -24,8 +24,10 @@ def ingest(
         settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads
     )
     index = Index(connect(settings), embedder, settings.chroma_prefix)
-    with Store(settings.database_url_resolved, settings.encryption_key).exclusive(
-        "ingest"
-    ):  # one writer at a time, across machines
-        progress("holding the ingest lock")
-        return index.sync([c for e in serving for c in chunks(e)], progress=progress)
+    store = Store(settings.database_url_resolved, settings.encryption_key)
+    try:
+        with store.exclusive("ingest"):  # one writer at a time, across processes and machines
+            progress("holding the ingest lock")
+            return index.sync([c for e in serving for c in chunks(e)], progress=progress)
+    finally:
+        store.engine.dispose()

@@ -235,7 +235,11 @@ class Store:
             try:
                 yield
             finally:
-                connection.close()  # closing the session releases the advisory lock
+                try:  # a pooled connection outlives close(), and its session lock with it: release it explicitly
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.close()
+                except SQLAlchemyError:
+                    connection.invalidate()  # the server session is gone, and its locks with it
             return
         database = self.engine.url.database
         folder = Path(database).parent if database and database != ":memory:" else Path(tempfile.gettempdir())

@@ -14,7 +14,7 @@ import gradio as gr
 
 from bot.auth import StaffUser
 from bot.curation import Curation, add_faq_question
-from bot.errors import AccessDenied, ClinicbotError, CurationError
+from bot.errors import AccessDenied, ClinicbotError, CurationError, StoreUnavailable
 from bot.knowledge import FRONT_MATTER
 from bot.readability import reading_grade
 from bot.store import Store
@@ -102,7 +102,11 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
         return [r.id for r in curation.listing()]
 
     def review_state(explainer_id: str) -> tuple[str, str, list[list[Any]]]:
-        notes = store.review_notes(explainer_id)
+        try:
+            notes = store.review_notes(explainer_id)
+        except StoreUnavailable:
+            notes = []
+            gr.Warning("The database cannot be reached: the review trail is not shown.")
         trail = "\n".join(
             f"- {_when(n.at)}: **{n.action}** v{n.version} by {html.escape(n.actor)}"
             + (f": {html.escape(n.comment)}" if n.comment else "")
