@@ -303,8 +303,7 @@ class Pipeline:
             log.warning("re-index after publishing failed: %s", type(exc).__name__)
             return f"Saved, but the search index was not updated ({exc}). Run `clinicbot ingest`."
         if self.search is not None:
-            self.search.use_knowledge(*serving_knowledge(self.settings))
-            self.search.index.refresh()
+            self.search.index.refresh()  # the next search reads the new generation, and its aliases with it
         log.info("re-indexed: %d chunks changed, %d embedded", len(report.added) + len(report.updated), report.embedded)
         return ""
 

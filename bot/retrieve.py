@@ -313,12 +313,12 @@ class HybridSearch:
         self.embedder = embedder
         self._reload = reload  # re-reads aliases and topics when another process publishes a new generation
         self._knowledge_generation: str | None = None
-        self.use_knowledge(aliases, topics)
+        self._use_knowledge(aliases, topics)
         self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
         self._english = english_words()
         self._vocabulary: tuple[str, frozenset[str], list[str]] | None = None
 
-    def use_knowledge(self, aliases: dict[str, str], topics: frozenset[str]) -> None:
+    def _use_knowledge(self, aliases: dict[str, str], topics: frozenset[str]) -> None:
         self.general_topics = topics  # explainers about costs, medicines, emergencies: not treatments
         self.matcher = AliasMatcher(aliases)
         terms = {_fold(t) for t in uncovered_terms()} - set(self.matcher.aliases)
@@ -331,9 +331,9 @@ class HybridSearch:
     def _follow_generation(self, snap: Snapshot) -> None:
         if self._knowledge_generation == snap.generation:
             return
-        if self._knowledge_generation is not None and self._reload is not None:
+        if self._reload is not None:  # first search too: the files may have changed since this was built
             try:
-                self.use_knowledge(*self._reload())
+                self._use_knowledge(*self._reload())
             except ClinicbotError as exc:
                 log.warning("kept the previous aliases: %s", type(exc).__name__)
         self._knowledge_generation = snap.generation
