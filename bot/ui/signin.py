@@ -80,11 +80,15 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
         return response
 
     def signed_in(request: Request) -> str | None:
+        """The signed-in email, looked up once per request (the guard and Gradio's auth both ask)."""
+        if hasattr(request.state, "staff_email"):
+            return request.state.staff_email
         try:
             user = auth.user_for(request.cookies.get(SESSION_COOKIE))
         except StoreUnavailable:
-            return None
-        return user.email if user else None
+            user = None
+        request.state.staff_email = user.email if user else None
+        return request.state.staff_email
 
     @app.middleware("http")
     async def guard_staff(request: Request, call_next: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from bot.auth import StaffUser
-from bot.curation import Curation, add_faq_question
+from bot.curation import Curation, Listing, add_faq_question
 from bot.errors import AccessDenied, ClinicbotError, CurationError, StoreUnavailable
 from bot.knowledge import FRONT_MATTER
 from bot.readability import reading_grade
@@ -92,10 +92,10 @@ def weekly_plot(store: Store, field: str) -> Any:
 
 
 def create_app(curation: Curation, store: Store) -> gr.Blocks:
-    def listing_rows() -> list[list[Any]]:
+    def listing_rows(listed: list[Listing] | None = None) -> list[list[Any]]:
         return [
             [r.id, r.title, r.published, r.draft, r.version, r.review_due + (" (due)" if r.due else "")]
-            for r in curation.listing()
+            for r in (curation.listing() if listed is None else listed)
         ]
 
     def ids() -> list[str]:
@@ -120,14 +120,16 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
     def load(request: gr.Request):
         user = _user(store, request)
         greeting = f"Signed in as **{html.escape(user.email)}** ({user.role})."
+        listed = curation.listing()
+        choices = gr.update(choices=[r.id for r in listed])
         return (
             greeting,
             gr.update(visible=user.can("review")),
             gr.update(visible=user.can("audit")),
-            listing_rows(),
-            gr.update(choices=ids()),
-            gr.update(choices=ids()),
-            *insights(user),
+            listing_rows(listed),
+            choices,
+            choices,
+            *insights(user, listed),
         )
 
     def open_explainer(explainer_id: str, request: gr.Request):
@@ -242,13 +244,13 @@ def create_app(curation: Curation, store: Store) -> gr.Blocks:
         exchange = store.exchange(item) if item else None
         return exchange.question_redacted if exchange else ""
 
-    def insights(user: StaffUser) -> tuple[Any, ...]:
+    def insights(user: StaffUser, listed: list[Listing] | None = None) -> tuple[Any, ...]:
         queue = [[e.id, _when(e.created_at), e.question_redacted] for e in store.unanswered()]
         down = [
             [e.id, _when(f.created_at), e.question_redacted, e.reply_text[:160], f.comment_redacted]
             for e, f in store.thumbed_down()
         ]
-        due = [r for r in curation.listing() if r.due]
+        due = [r for r in (curation.listing() if listed is None else listed) if r.due]
         due_text = (
             "\n".join(f"- **{r.id}**: review due {r.review_due}" for r in due) or "No reviews due in the next 30 days."
         )
