@@ -6,9 +6,11 @@ the kind, the rule that fired and timings; this module is the one place that log
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Callable
@@ -16,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bot.answer import AnswerBackend, ExtractiveAnswerer
+from bot.bulkhead import Bulkhead
 from bot.config import Settings
 from bot.embed import Embedder
 from bot.errors import ClinicbotError, IndexUnavailable, InvalidMessage, PipelineError, StoreUnavailable
+from bot.fold import fold
 from bot.index import Index, connect
 from bot.knowledge import approved, load_explainers
 from bot.redact import Redactor
@@ -26,13 +30,15 @@ from bot.replies import reply_text
 from bot.retrieve import ExplainerRetriever, HybridSearch, Retrieval
 from bot.schemas import Redaction, Reply
 from bot.spool import Spool
-from bot.store import Store, new_id
+from bot.store import Store, Timeouts, new_id
 from bot.triage import Triage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+REPLY_ID = re.compile(r"[0-9a-f]{32}")
 _FOLLOW_UP = re.compile(r"\b(?:it|its|it's|that|this|they|them|those|these|one|results?|same)\b", re.IGNORECASE)
 
 
@@ -60,6 +66,19 @@ def validate(message: object, max_chars: int) -> str:
             "or split it into shorter questions."
         )
     return text
+
+
+def valid_session(session: object) -> str | None:
+    """The client's session id if it is one we could have issued (None for a new conversation), else
+    InvalidMessage: an id is stored, so it is checked before anything is."""
+    if session is None or session == "":
+        return None
+    if not isinstance(session, str) or not SESSION_ID.fullmatch(session):
+        raise InvalidMessage(
+            "The session id must be 1 to 64 letters, digits or the signs - _ . : "
+            "Leave it out to start a new conversation."
+        )
+    return session
 
 
 @dataclass
@@ -137,7 +156,11 @@ class Pipeline:
         self.backend = backend
         self.index_error = index_error
         self.spool = Spool(settings.data_dir / "spool")
+        self.db = Bulkhead("database", threads=4, timeout_s=settings.store_timeout_s)
         self._search_retry_at = 0.0
+        self._last_lost = 0.0  # when an exchange was last neither stored nor spooled (monotonic seconds)
+        self._draining = threading.Lock()
+        self._drainer: threading.Thread | None = None
 
     def _connected_search(self) -> HybridSearch | None:
         """The search, reconnecting (at most every few seconds) if Chroma was down or the index unbuilt at start."""
@@ -172,7 +195,8 @@ class Pipeline:
             if need_index:
                 raise
             index_error = str(exc)
-        store = Store(settings.database_url_resolved, settings.encryption_key)
+        timeouts = Timeouts(settings.db_connect_timeout_s, settings.db_statement_timeout_ms, settings.store_timeout_s)
+        store = Store(settings.database_url_resolved, settings.encryption_key, timeouts)
         backend = None
         if settings.llm:
             from bot.llm import llm_backend
@@ -194,14 +218,15 @@ class Pipeline:
         started = time.perf_counter()
         timer = Timer()
         text = validate(message, self.settings.max_message_chars)
-        session = session or new_id()
+        session = valid_session(session) or new_id()
         redaction = timer.step("redact", lambda: self.redactor.redact(text))
-        decision = timer.step("triage", lambda: self.triage.classify(text))
+        meant = fold(text)  # triage and retrieval read what the patient meant: no invisible or look-alike letters
+        decision = timer.step("triage", lambda: self.triage.classify(meant))
         if decision.kind != "pass":
             template = decision.rule if decision.kind == "emergency" else decision.kind
             reply = Reply(kind=decision.kind, text=reply_text(template, self.settings), rule=decision.rule)  # type: ignore[arg-type]
         else:
-            reply = self._answer(text, redaction.text, session, timer)
+            reply = self._answer(meant, redaction.text, session, timer)
         reply.session = session
         reply.reply_id = new_id()
         reply.timings_ms = timer.timings
@@ -252,8 +277,9 @@ class Pipeline:
         words = len(text.split())
         if self.store is None or words > 14 or (words > 8 and not _FOLLOW_UP.search(text)):
             return None
+        store = self.store
         try:
-            return self.store.last_topic(session)
+            return self.db.call(lambda: store.last_topic(session))
         except StoreUnavailable:
             return None
 
@@ -276,22 +302,57 @@ class Pipeline:
         try:
             if store is None:
                 raise StoreUnavailable("no database")
-            timer.step("store", lambda: store.record_exchange(**record))
+            # Bounded by the bulkhead's deadline: a hung database costs this reply at most that long. A write given
+            # up on may still land later; the spooled copy then merges into it (same reply id).
+            timer.step("store", lambda: self.db.call(lambda: store.record_exchange(**record)))
         except (StoreUnavailable, PipelineError):
             reply.stored = False
             reply.spooled = self.spool.append(record)
+            if not reply.spooled:
+                self._last_lost = time.monotonic()
             log.warning("exchange not stored: the database is unavailable; spooled=%s", reply.spooled)
             return
-        if self.spool.pending():
-            count = self.spool.drain(lambda r: store.record_exchange(**r))
-            log.info("wrote %d spooled exchanges", count)
+        if self.spool.pending() and not self._draining.locked():
+            self._drainer = threading.Thread(target=self._drain_spool, name="spool-drain", daemon=True)
+            self._drainer.start()
 
-    def feedback(self, reply_id: str, helpful: bool, comment: str = "") -> bool:
+    def finish_writes(self, timeout_s: float = 30.0) -> None:
+        """Wait for a spool drain under way (at shutdown, and in tests)."""
+        if self._drainer is not None:
+            self._drainer.join(timeout_s)
+
+    def _drain_spool(self) -> None:
+        """Write the spooled exchanges, in the background and one drainer at a time per process."""
+        store = self.store
+        if store is None or not self._draining.acquire(blocking=False):
+            return
+        try:
+            count = self.spool.drain(lambda r: store.record_exchange(**r))
+            if count:
+                log.info("wrote %d spooled exchanges", count)
+        finally:
+            self._draining.release()
+
+    def feedback(self, reply_id: object, helpful: bool, comment: str = "") -> bool:
+        """Store a rating (and its comment, redacted) against a reply; False if there is no such reply."""
         comment = validate(comment, self.settings.max_message_chars) if comment.strip() else ""
+        if not isinstance(reply_id, str) or not REPLY_ID.fullmatch(reply_id):
+            return False  # not an id we issue: nothing to look up
         redacted = self.redactor.redact(comment).text if comment else ""
-        if self.store is None:
+        store = self.store
+        if store is None:
             raise StoreUnavailable("feedback cannot be stored right now")
-        return self.store.add_feedback(reply_id, helpful, redacted)
+        return self.db.call(lambda: store.add_feedback(reply_id, helpful, redacted))
+
+    def warm(self) -> None:
+        """Run each model once on a made-up message, so the first patient does not wait for lazy loading."""
+        sample = "How long does Botox last on the forehead?"
+        self.redactor.redact(sample)
+        self.triage.classify(sample)
+        search = self._connected_search()
+        if search is not None:
+            with contextlib.suppress(IndexUnavailable):
+                search.search(sample, context_topic=None)
 
     def reindex(self) -> str:
         """Sync the index with the approved files after a publish; returns a warning for staff, or ""."""
@@ -308,9 +369,25 @@ class Pipeline:
         return ""
 
     def health(self) -> dict[str, object]:
+        """ok, degraded or down, with the index, the database and the exchanges not yet stored.
+
+        Degraded also when the database answers but exchanges are not reaching it: a spool that is not draining,
+        records it refused, or an exchange lost in the last 10 minutes (nowhere to spool it: a full disk).
+        """
         search = self._connected_search()
         index = search.index.status() if search else {"status": "down", "detail": self.index_error}
-        database = self.store.status() if self.store else {"status": "down"}
-        ok = index.get("status") == "ok" and database.get("status") == "ok"
+        store = self.store
+        try:
+            database = self.db.call(store.status, timeout_s=1.0) if store else {"status": "down"}
+        except StoreUnavailable:
+            database = {"status": "down", "detail": "the database did not answer within 1 s"}
+        spool = self.spool.counts()
+        lost_recently = self._last_lost and time.monotonic() - self._last_lost < 600
+        storing = "ok"
+        if spool["pending"] or spool["rejected"] or lost_recently:
+            storing = "failing" if lost_recently else "behind"
+        exchanges = {"status": storing, **spool, "lost_recently": bool(lost_recently)}
+        ok = index.get("status") == "ok" and database.get("status") == "ok" and storing == "ok"
         down = index.get("status") != "ok" and database.get("status") != "ok"
-        return {"status": "ok" if ok else ("down" if down else "degraded"), "index": index, "database": database}
+        status = "ok" if ok else ("down" if down else "degraded")
+        return {"status": status, "index": index, "database": database, "exchanges": exchanges}

@@ -189,16 +189,26 @@ def serve(
     workers: Annotated[int, typer.Option(help="app processes sharing the stores")] = 1,
 ) -> None:
     """Serve the patient widget at /, the staff console at /staff and health at /healthz."""
-    _setup_logging(verbose=True)
     import uvicorn
 
+    from bot.logfilter import server_log_config
+
     settings = get_settings()
-    if settings.production and settings.secret_key == "change-me":
-        typer.echo(
-            "error: CLINICBOT_SECRET_KEY is the default; set a long random value before running in production", err=True
-        )
+    problem = settings.secret_problem()
+    if settings.production and problem:
+        typer.echo(f"error: {problem}; set a long random value (`openssl rand -hex 32`) before production", err=True)
         raise typer.Exit(1)
-    uvicorn.run("bot.web:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "bot.web:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=server_log_config(),
+        proxy_headers=False,  # the app reads X-Forwarded-For itself, from CLINICBOT_TRUSTED_PROXIES only
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command()

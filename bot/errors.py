@@ -6,6 +6,7 @@ ClinicbotError
 ├── KnowledgeError         explainer files are invalid (carries path:line problems)
 ├── IndexUnavailable       the Chroma index cannot be reached or has not been built
 ├── StoreUnavailable       the database cannot be reached
+│   └── RecordRejected     the database is up but refused this one record (too long, a NUL byte, ...)
 ├── InvalidMessage         the patient's message cannot be processed (empty, too long, bad encoding)
 ├── PipelineError          an unexpected failure inside the pipeline, with the patient text stripped
 ├── AccessDenied           a staff member's role does not allow the action
@@ -39,6 +40,10 @@ class IndexUnavailable(ClinicbotError):
 
 class StoreUnavailable(ClinicbotError):
     pass
+
+
+class RecordRejected(StoreUnavailable):
+    """Retrying will not help: the record is kept apart (see bot/spool.py), the rest are written."""
 
 
 class InvalidMessage(ClinicbotError):

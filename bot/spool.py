@@ -2,7 +2,8 @@
 
 Only ever holds what the store would hold (redacted question, the bot's reply, kind, sources): never raw text.
 Each process appends to its own file; whoever flushes claims a file by renaming it, so two processes never write
-the same record twice.
+the same record twice. A record the database refuses (not one it could not be reached for) is moved to
+`rejected.quarantine` and counted, so that one bad record never holds up the ones behind it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.errors import ClinicbotError
+from bot.errors import ClinicbotError, RecordRejected
 
 log = logging.getLogger(__name__)
+
+
+QUARANTINE = "rejected.quarantine"
 
 
 class Spool:
@@ -40,6 +44,29 @@ class Spool:
     def pending(self) -> bool:
         return self.folder.is_dir() and any(self.folder.glob("*.jsonl"))
 
+    def counts(self) -> dict[str, int]:
+        """Records waiting to be written, and records the database refused (kept apart for an operator)."""
+
+        def lines(paths: list[Path]) -> int:
+            total = 0
+            for path in paths:
+                try:
+                    total += sum(1 for line in path.read_bytes().splitlines() if line.strip())
+                except OSError:
+                    continue
+            return total
+
+        if not self.folder.is_dir():
+            return {"pending": 0, "rejected": 0}
+        waiting = [*self.folder.glob("*.jsonl"), *self.folder.glob("*.flushing")]
+        return {"pending": lines(waiting), "rejected": lines([self.folder / QUARANTINE])}
+
+    def _quarantine(self, line: str) -> None:
+        with open(self.folder / QUARANTINE, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
     def drain(self, write: Callable[[dict[str, Any]], object]) -> int:
         """Write every spooled record; a record that fails stays spooled for the next attempt."""
         written = 0
@@ -56,11 +83,15 @@ class Spool:
                 try:
                     write(json.loads(line))
                     written += 1
+                except RecordRejected:
+                    self._quarantine(line)
+                    log.error("the database refused a spooled exchange; kept apart in %s", QUARANTINE)
                 except ClinicbotError:
                     left = lines[number:]
                     break
-                except ValueError:
-                    log.warning("skipped a damaged spool line in %s", claimed.name)
+                except (ValueError, TypeError):  # a damaged line: kept apart too, never dropped
+                    self._quarantine(line)
+                    log.error("a damaged spooled exchange was kept apart in %s", QUARANTINE)
             if left:
                 with open(self.folder / f"{os.getpid()}.jsonl", "a", encoding="utf-8") as handle:
                     handle.write("\n".join(left) + "\n")

@@ -11,10 +11,12 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from bot.errors import ConfigError, StoreUnavailable
+from bot.errors import ConfigError, RecordRejected, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -159,37 +162,114 @@ class ReviewNote(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
 
 
-def make_engine(url: str) -> Engine:
+class Counter(Base):
+    """A fixed-window counter shared by every process: rate limits and sign-in throttling.
+
+    The key names the limit, a hash of who is counted (never an address or an email in clear) and the window.
+    """
+
+    __tablename__ = "counters"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
+    timeouts = timeouts or Timeouts()
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": timeouts.statement_ms / 1000},
+            pool_timeout=timeouts.pool_s,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn: Any, _record: Any) -> None:
             cursor = conn.cursor()
+            # WAL lets the console, the CLI and a second worker read while one writes; the busy timeout makes a
+            # writer wait for another's lock instead of failing; FULL syncs each commit, so a reply said to be
+            # stored survives a power cut as well as a crash.
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeouts.statement_ms)}")
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # A server that is down fails the connect in seconds; one that is up but stuck on a statement cancels it.
+        # (A frozen server answers neither: the bulkheads' deadlines cover that case.)
+        connect_args = {
+            "connect_timeout": timeouts.connect_s,
+            "options": f"-c statement_timeout={int(timeouts.statement_ms)} -c lock_timeout={int(timeouts.statement_ms)}",
+        }
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=timeouts.pool_s, connect_args=connect_args
+    )
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the database may take: to connect, to run one statement, to lend a pooled connection."""
+
+    connect_s: int = 3
+    statement_ms: int = 5000
+    pool_s: float = 5.0
+
+
+# Errors that mean the database cannot be reached now; any other error means it refused this one record.
+_UNREACHABLE = (OperationalError, InterfaceError, DisconnectionError, SATimeoutError)
+
+
+class _WalWatch:
+    """Notices when another program has deleted the SQLite write-ahead log under our open connections.
+
+    That happens when something in this process opens and closes the database file itself (which drops every
+    lock SQLite holds on it) and another process then opens and closes it as if it were the last user: our
+    commits would go on into a deleted file. After each commit the log must still be the file we first wrote.
+    If it is not, every pooled connection is closed (each folds what it wrote into the main file) and the caller
+    is told the write is not known to be safe, so it is spooled and written again (writes are idempotent).
+    """
+
+    def __init__(self, engine: Engine):
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self.engine = engine
+        self.path = f"{database}-wal" if database and database != ":memory:" else ""
+        self.inode: int | None = None
+
+    def lost(self) -> bool:
+        if not self.path:
+            return False
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            inode = None
+        if self.inode is None or inode == self.inode:
+            self.inode = inode
+            return False
+        log.error("the SQLite write-ahead log was removed by another program; reopening the database")
+        self.engine.dispose()
+        self.inode = None
+        return True
 
 
 class Store:
     """The database behind one small interface. It opens lazily: a database that is down at start is retried on
     each use, so the app starts and serves replies without it, and picks it up when it returns."""
 
-    def __init__(self, url: str, encryption_key: str = ""):
+    def __init__(self, url: str, encryption_key: str = "", timeouts: Timeouts | None = None):
         self.url = url
         use_encryption_key(encryption_key)
         try:
-            self.engine = make_engine(url)
+            self.engine = make_engine(url, timeouts)
         except (SQLAlchemyError, ValueError, ImportError):
             raise StoreUnavailable(
                 "CLINICBOT_DATABASE_URL is not a usable SQLAlchemy URL; e.g. postgresql+psycopg://user@host/db"
             ) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._ready = False
+        self._wal = _WalWatch(self.engine)
         try:
             self.upgrade()
         except StoreUnavailable:
@@ -253,13 +333,19 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A transaction, committed on leaving. StoreUnavailable when the database cannot be reached, and its
+        subclass RecordRejected when it is up but refuses what was written (retrying will not help)."""
         if not self._ready:
             self.upgrade()
         try:
             with self._sessions.begin() as session:
                 yield session
-        except SQLAlchemyError:
+        except _UNREACHABLE:
             raise StoreUnavailable("the database is not reachable right now") from None
+        except (SQLAlchemyError, ValueError):  # a constraint, a value too long, a NUL byte, text it cannot encode
+            raise RecordRejected("the database refused the record") from None
+        if self._wal.lost():
+            raise StoreUnavailable("the database's write-ahead log was removed by another program; reopened it")
 
     # ---- exchanges ---------------------------------------------------------------------------
     def record_exchange(
@@ -422,6 +508,30 @@ class Store:
     def close_staff_session(self, token_hash: str) -> None:
         with self.session() as s:
             s.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash))
+
+    # ---- counters shared across processes ----------------------------------------------------
+    def count_hit(self, key: str, expires_at: dt.datetime, amount: int = 1, also_read: str = "") -> tuple[int, int]:
+        """Add `amount` to a counter in one atomic statement; return its new value and that of the counter
+        `also_read` (0 if none). Concurrent hits from any number of processes each see a distinct count, so a
+        limit cannot be beaten by sending many requests at once."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        statement = (
+            insert(Counter)
+            .values(key=key, count=amount, expires_at=expires_at)
+            .on_conflict_do_update(index_elements=[Counter.key], set_={"count": Counter.count + amount})
+            .returning(Counter.count)
+        )
+        with self.session() as s:
+            count = int(s.execute(statement).scalar_one())
+            other = s.scalar(select(Counter.count).where(Counter.key == also_read)) if also_read else 0
+        return count, int(other or 0)
+
+    def drop_expired_counters(self) -> int:
+        with self.session() as s:
+            return int(s.execute(delete(Counter).where(Counter.expires_at < _now())).rowcount or 0)  # type: ignore[attr-defined]
 
     # ---- the review trail of explainers ------------------------------------------------------
     def add_review_note(self, explainer_id: str, actor: str, action: str, version: int, comment: str = "") -> None:

@@ -173,6 +173,7 @@ def test_database_down_spools_the_redacted_exchange_and_writes_it_once_back(
     own_postgres.start()
     after = pipeline.ask("is there any downtime after a hydrafacial", session=first.session)
     assert after.stored is True
+    pipeline.finish_writes()
     assert list(spool.glob("*.jsonl")) == [] and list(spool.glob("*.flushing")) == []
     exchanges = pipeline.store.export(first.session, actor="test")["exchanges"]
     written = {e["reply_id"]: e for e in exchanges}

@@ -34,6 +34,7 @@ def test_a_database_that_is_down_spools_redacted_exchanges_and_writes_them_when_
     pipeline.store = Store(make_settings(data_dir).database_url_resolved)  # the database is back
     later = pipeline.ask("and does it hurt?", session=reply.session)
     assert later.stored is True
+    pipeline.finish_writes()  # the spool drains in the background, off the reply's path
     exchanges = pipeline.store.export(reply.session, actor="test")["exchanges"]
     assert [e["reply_id"] for e in exchanges] == [reply.reply_id, later.reply_id]
     assert "Zebulon" not in json.dumps(exchanges)
@@ -49,8 +50,10 @@ def test_a_spool_flushed_twice_does_not_duplicate(data_dir, models):
     copy = spool_file.read_text()
     pipeline.store = Store(make_settings(data_dir).database_url_resolved)
     pipeline.ask("what is microneedling?")
+    pipeline.finish_writes()
     (data_dir / "spool" / "999.jsonl").write_text(copy)  # as if a flusher died after writing, before deleting
     pipeline.ask("what is a hydrafacial?")
+    pipeline.finish_writes()
     assert [e["reply_id"] for e in pipeline.store.export(reply.session, actor="t")["exchanges"]] == [reply.reply_id]
 
 
@@ -83,7 +86,7 @@ def test_a_database_from_before_migrations_is_upgraded_in_place(tmp_path):
 
 def test_db_upgrade_command(cli_env):
     result = run_cli(["db", "upgrade"], cli_env)
-    assert result.returncode == 0 and "database schema at revision 0002" in result.stdout.decode()
+    assert result.returncode == 0 and "database schema at revision 0003" in result.stdout.decode()
     down = run_cli(["db", "upgrade"], {**cli_env, "CLINICBOT_DATABASE_URL": NOWHERE})
     assert down.returncode == 1 and "check the URL and that the server is up" in down.stderr.decode()
     assert "Traceback" not in down.stderr.decode()

@@ -1,13 +1,18 @@
-"""The patient widget without a browser: replies as HTML cards, the comment after a rating, the embed and its demo."""
+"""The patient widget without a browser: the page and its config, its script and stylesheet, the embed and its demo.
+
+What the script draws for each kind of reply is tested in a real browser (tests/test_browser.py).
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import subprocess
+import threading
+import time
 from html.parser import HTMLParser
-from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -47,136 +52,108 @@ class Tree(HTMLParser):
             if e["tag"] == tag and (not css_class or css_class in e["attrs"].get("class", "").split())
         ]
 
+    def by_id(self, element_id: str) -> dict:
+        (found,) = [e for e in self.elements if e["attrs"].get("id") == element_id]
+        return found
+
     def links(self) -> list[tuple[str, str]]:
         return [(e["attrs"].get("href", ""), e["text"]) for e in self.find("a")]
 
 
-def handler(app, name: str):
-    """The Python function behind one of the widget's events, to call as Gradio would."""
-    return next(fn.fn for fn in app.fns.values() if fn.name == name)
+def policy(header: str) -> dict[str, list[str]]:
+    """A Content-Security-Policy header as {directive: [sources]}."""
+    directives = (part.split() for part in header.split(";") if part.strip())
+    return {name: sources for name, *sources in directives}
 
 
-def opening(settings) -> list[dict]:
-    """The chat as a patient first sees it: the greeting alone."""
-    from bot.ui.patient import greeting
-
-    return [{"role": "assistant", "content": greeting(settings)}]
-
-
-def visitor(host: str = "203.0.113.7"):
-    return SimpleNamespace(client=SimpleNamespace(host=host))
-
-
-def feedback_rows(pipeline, reply_id: str) -> list[tuple[bool, str]]:
-    from sqlalchemy import select
-
-    from bot.store import Feedback
-
-    with pipeline.store.session() as s:
-        rows = s.scalars(select(Feedback).where(Feedback.reply_id == reply_id).order_by(Feedback.id))
-        return [(row.helpful, row.comment_redacted) for row in rows]
+HOSTILE = {  # clinic settings a careless (or hostile) edit could set: none may become markup or end a block
+    "clinic_name": 'Harley & Co </script><script>alert("name")</script>',
+    "clinic_phone": "+44 (20) 7946 0000",
+    "emergency_number": "999",
+    "booking_url": "https://book.example/visit?a=1&b=<2>",
+    "opening_hours": "Mon–Sat, 9 to 5 <b>closed Sundays</b>",
+    "logo_url": 'https://cdn.example/logo.png" onerror="alert(1)',
+}
 
 
-# ---- replies as HTML ----------------------------------------------------------------------------
-KINDS = [
-    ("my lips went white and really hurt after filler", "emergency", "cb-emergency"),
-    ("what dose of botox should I get for my forehead", "refer", "cb-refer"),
-    ("can you write me a poem about cars", "out_of_scope", "cb-refusal"),
-    ("what is a vampire breast lift", "unknown", "cb-unknown"),
-    ("how long does botox last", "answer", "cb-answer"),
-]
+@pytest.fixture
+def client(pipeline):
+    from bot.web import create_app
 
-KINDS_ONLY = ("emergency", "refer", "unknown", "out_of_scope")
-
-
-@pytest.mark.parametrize("question, kind, css_class", KINDS)
-def test_each_kind_of_reply_has_its_own_card(pipeline, question, kind, css_class):
-    from bot.ui.patient import render
-
-    reply = pipeline.ask(question)
-    assert reply.kind == kind
-    shown = render(reply, pipeline)
-    tree = Tree(shown)
-    assert css_class in tree.elements[0]["attrs"]["class"].split()
-    classes = {c for e in tree.elements for c in e["attrs"].get("class", "").split()}
-    assert classes & {c for _, _, c in KINDS} == {css_class}
-    assert "\n" not in shown  # a blank line would end the HTML block in the Chatbot's Markdown pass
+    pipeline.settings.clinic_name = "Harley & Co"
+    pipeline.settings.brand_color = "#aa3366"
+    pipeline.settings.site_origins = ["https://harley.example"]
+    with TestClient(create_app(pipeline)) as client:
+        yield client
 
 
-def test_an_emergency_is_an_alert_with_the_emergency_number_first_then_the_clinic(pipeline):
-    from bot.ui.patient import render, tel
+@pytest.fixture
+def hostile_client(pipeline):
+    from bot.web import create_app
 
-    assert tel("+1 (555) 010-0199") == "tel:+15550100199"
-    reply = pipeline.ask("my lips went white and really hurt after filler")
-    tree = Tree(render(reply, pipeline))
-    card = tree.find("div", "cb-emergency")[0]
-    assert card["attrs"]["role"] == "alert"
-    assert "filler" not in card["text"].lower().split("call")[0]  # nothing about treatments before the call
-    links = tree.links()
-    call = links.index(("tel:911", "Call 911 now"))
-    assert ("tel:+15550100", "+1 555 0100") in links[call + 1 :]
-    assert tree.find("a", "cb-call")[0]["attrs"]["href"] == "tel:911"
+    for key, value in HOSTILE.items():
+        setattr(pipeline.settings, key, value)
+    with TestClient(create_app(pipeline)) as client:
+        yield client
 
 
-def test_the_cards_use_the_clinics_own_details_escaped(tmp_path):
-    from bot.replies import reply_text
-    from bot.schemas import Reply
-    from bot.ui.patient import render
-
-    s = make_settings(
-        tmp_path,
-        clinic_name="Harley & Co <Skin>",
-        clinic_phone="+44 (20) 7946 0000",
-        emergency_number="999",
-        booking_url="https://book.example/visit?a=1&b=2",
-        opening_hours="Mon–Sat, 9 to 5",
-    )
-    shown = {
-        kind: render(Reply(kind=kind, text=reply_text(kind, s)), SimpleNamespace(settings=s)) for kind in KINDS_ONLY
-    }
-    emergency = Tree(shown["emergency"])
-    assert ("tel:999", "Call 999 now") in emergency.links()
-    assert ("tel:+442079460000", "+44 (20) 7946 0000") in emergency.links()
-    assert "Harley &amp; Co &lt;Skin&gt;" in shown["emergency"] and "<Skin>" not in shown["emergency"]
-    assert ("https://book.example/visit?a=1&b=2", "Book a visit") in Tree(shown["refer"]).links()
-    unknown = Tree(shown["unknown"])
-    assert ("tel:+442079460000", "+44 (20) 7946 0000") in unknown.links()
-    assert "Mon–Sat, 9 to 5" in unknown.elements[0]["text"]
+# ---- the page --------------------------------------------------------------------------------------
+def test_the_page_is_english_and_shows_the_clinics_details_as_text_only(hostile_client):
+    response = hostile_client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    tree = Tree(response.text)
+    assert tree.find("html")[0]["attrs"]["lang"] == "en"
+    assert tree.by_id("clinic-header")["tag"] == "header" and tree.find("h1")[0]["text"] == HOSTILE["clinic_name"]
+    assert tree.find("title")[0]["text"].startswith(HOSTILE["clinic_name"])
+    (logo,) = tree.find("img")
+    assert logo["attrs"]["src"] == HOSTILE["logo_url"] and "onerror" not in logo["attrs"]
+    assert not tree.find("b"), "a clinic value became markup"
+    scripts = tree.find("script")
+    assert [s["attrs"].get("id") for s in scripts if "src" not in s["attrs"]] == ["clinicbot-config"]
+    assert 'alert("name")' not in "".join(s["text"] for s in scripts if s["attrs"].get("id") != "clinicbot-config")
 
 
-def test_answers_escape_their_text_and_list_sources_under_details(pipeline):
-    from bot.schemas import Reply, Source
-    from bot.ui.patient import render
-
-    reply = Reply(
-        kind="answer",
-        text='Peels <script>alert("x")</script> & more.\n\nSecond paragraph.',
-        sources=[
-            Source("chemical-peels", "<b>Chemical peels</b>", "Aftercare & sun", 3, "2025-01-02"),
-            Source("skincare-basics", "Skincare basics", "Sunscreen", 1, "2024-05-06"),
-        ],
-    )
-    shown = render(reply, pipeline)
-    assert "<script>" not in shown and "<b>" not in shown
-    tree = Tree(shown)
-    assert [p["text"] for p in tree.find("p")] == ['Peels <script>alert("x")</script> & more.', "Second paragraph."]
-    details = tree.find("details", "cb-sources")
-    assert len(details) == 1 and "open" not in details[0]["attrs"]
-    assert tree.find("summary")[0]["text"] == "Sources (2)"
-    items = [li["text"] for li in tree.find("li")]
-    assert "<b>Chemical peels</b> — Aftercare & sun" in items[0]
-    assert "version 3" in items[0] and "last reviewed 2025-01-02" in items[0]
-    assert "last reviewed 2024-05-06" in items[1]
+def test_the_config_block_gives_the_script_the_clinics_values_and_cannot_be_ended_early(hostile_client, pipeline):
+    page = hostile_client.get("/").text
+    block = re.search(r'<script type="application/json" id="clinicbot-config">(.*?)</script>', page, re.S)
+    assert block is not None
+    assert "<" not in block.group(1)  # so no value can close the block or open a comment in it
+    config = json.loads(block.group(1))
+    s = pipeline.settings
+    assert config["clinicName"] == s.clinic_name and config["clinicPhone"] == s.clinic_phone
+    assert config["emergencyNumber"] == s.emergency_number and config["bookingUrl"] == s.booking_url
+    assert config["openingHours"] == s.opening_hours and config["maxMessageChars"] == s.max_message_chars
+    assert config["crisisRule"] == "emergency.self_harm"
 
 
-def test_a_real_answer_cites_each_source_with_its_review_date(pipeline):
-    from bot.ui.patient import render
+def test_the_page_has_no_inline_code_or_style_for_a_strict_policy_to_block(client):
+    tree = Tree(client.get("/").text)
+    for script in tree.find("script"):
+        src = script["attrs"].get("src")
+        if src is None:
+            assert script["attrs"].get("type") == "application/json", script
+        else:
+            assert src.startswith("/") and not src.startswith("//"), src  # our own origin
+            assert not script["text"].strip()
+    assert not tree.find("style")
+    for element in tree.elements:
+        assert "style" not in element["attrs"], element
+        assert not [name for name in element["attrs"] if name.startswith("on")], element
+    stylesheets = [e["attrs"]["href"] for e in tree.find("link") if e["attrs"].get("rel") == "stylesheet"]
+    assert stylesheets == ["/widget.css"]
 
-    reply = pipeline.ask("how long does botox last")
-    tree = Tree(render(reply, pipeline))
-    assert tree.find("summary")[0]["text"] == f"Sources ({len(reply.sources)})"
-    for source, item in zip(reply.sources, tree.find("li"), strict=True):
-        assert source.title in item["text"] and f"last reviewed {source.reviewed_on}" in item["text"]
+
+def test_the_page_has_a_labelled_limited_message_box_a_live_log_and_the_greeting(client, pipeline):
+    tree = Tree(client.get("/").text)
+    box = tree.by_id("message")
+    assert box["tag"] == "textarea" and box["attrs"]["maxlength"] == str(pipeline.settings.max_message_chars)
+    assert [label["text"] for label in tree.find("label") if label["attrs"].get("for") == "message"]
+    assert tree.by_id("send")["tag"] == "button"
+    log = tree.by_id("chat")
+    assert log["attrs"]["aria-live"] == "polite" and log["attrs"].get("aria-label")
+    assert "not medical advice" in tree.find("div", "cb-welcome")[0]["text"]
+    assert ("tel:+15550100", "+1 555 0100") in tree.links()  # "Call us" in the header
+    assert "not medical advice" in tree.by_id("widget-notice")["text"]
 
 
 def test_the_greeting_says_not_advice_not_for_emergencies_with_both_numbers_to_tap(settings):
@@ -186,6 +163,127 @@ def test_the_greeting_says_not_advice_not_for_emergencies_with_both_numbers_to_t
     text = tree.elements[0]["text"]
     assert "not medical advice" in text and "not for emergencies" in text
     assert ("tel:911", "911") in tree.links() and ("tel:+15550100", "+1 555 0100") in tree.links()
+
+
+def test_tel_links_keep_digits_and_a_leading_plus_only():
+    from bot.ui.patient import tel
+
+    assert tel("+1 (555) 010-0199") == "tel:+15550100199"
+    assert tel("0800 123 456 (free)") == "tel:0800123456"
+    assert tel("+44+20 7946") == "tel:+44207946"
+
+
+# ---- the script and the stylesheet --------------------------------------------------------------------
+def test_the_script_and_stylesheet_are_served_as_javascript_and_css_with_a_short_cache(client):
+    for path, kind in (("/widget.js", "text/javascript"), ("/widget.css", "text/css")):
+        response = client.get(path)
+        assert response.status_code == 200 and response.headers["content-type"].startswith(kind), path
+        cache = response.headers["cache-control"]
+        age = re.search(r"max-age=(\d+)", cache)
+        assert "no-cache" in cache or (age is not None and int(age.group(1)) <= 3600), cache
+    assert client.get("/").headers["cache-control"] == "no-cache"  # the page carries the clinic's settings
+
+
+def test_the_script_never_parses_text_as_html_or_code(client):
+    script = client.get("/widget.js").text
+    assert script.lstrip().startswith("/*") and '"use strict";' in script
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        'setAttribute("style"',
+    ):
+        assert sink not in script, sink
+    for endpoint in ('"/api/chat"', '"/api/feedback"'):
+        assert endpoint in script
+    assert "history" not in script  # the server keeps the conversation
+    assert "localStorage" not in script and "sessionStorage" not in script and "document.cookie" not in script
+
+
+def test_the_stylesheet_puts_the_brand_colour_on_the_header_and_buttons(client, pipeline):
+    from bot.ui.patient import brand
+
+    sheet = client.get("/widget.css").text
+    color, on_color = brand(pipeline.settings)
+    assert color == "#aa3366"
+    for selector in ("#clinic-header", "#send"):
+        rule = re.search(re.escape(selector) + r"[^{]*\{([^}]*)\}", sheet)
+        assert rule is not None, selector
+        assert f"background: {color}" in rule.group(1) and f"color: {on_color}" in rule.group(1), selector
+
+
+# ---- what is not there any more, and what must keep working ---------------------------------------------
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/config",
+        "/info",
+        "/upload",
+        "/gradio_api/info",
+        "/gradio_api/config",
+        "/gradio_api/upload",
+        "/gradio_api/queue/join",
+        "/gradio_api/call/respond",
+        "/gradio_api/run/respond",
+        "/file=/etc/passwd",
+        "/gradio_api/file=/etc/passwd",
+        "/theme.css",
+    ],
+)
+def test_no_gradio_route_is_left_under_the_root(client, path):
+    for method in ("GET", "POST"):
+        response = client.request(method, path, json={"data": [], "fn_index": 0})
+        assert response.status_code in (404, 405), (method, path, response.status_code)
+        assert "root:" not in response.text
+
+
+def test_the_page_is_served_under_a_policy_that_allows_only_our_own_scripts_and_styles(client):
+    directives = policy(client.get("/").headers["content-security-policy"])
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert directives["object-src"] == ["'none'"]
+
+
+def test_the_widget_may_be_framed_by_its_own_origin_and_the_clinic_site(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert set(policy(response.headers["content-security-policy"])["frame-ancestors"]) == {
+        "'self'",
+        "https://harley.example",
+    }
+    assert "x-frame-options" not in response.headers
+
+
+def test_the_widget_loads_while_the_database_is_locked(client, pipeline):
+    """The page, script and stylesheet touch nothing: a database that hangs must not stop them loading."""
+    from sqlalchemy import text
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with pipeline.store.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN EXCLUSIVE")
+            else:
+                conn.execute(text("LOCK TABLE exchanges IN ACCESS EXCLUSIVE MODE"))
+            locked.set()
+            release.wait(30)
+            conn.rollback()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        start = time.monotonic()
+        for path in ("/", "/widget.js", "/widget.css"):
+            assert client.get(path).status_code == 200, path
+        assert time.monotonic() - start < 5
+    finally:
+        release.set()
+        holder.join(10)
 
 
 # ---- colours ------------------------------------------------------------------------------------
@@ -210,109 +308,12 @@ def test_any_brand_colour_gets_a_readable_text_colour(tmp_path, color):
 def test_a_brand_colour_that_is_not_a_colour_cannot_inject_css(tmp_path):
     from bot.ui.patient import DEFAULT_BRAND, css
 
-    sheet = css(make_settings(tmp_path, brand_color="red; } body { display: none"))
-    assert "display: none" not in sheet and DEFAULT_BRAND in sheet
+    sheet = css(make_settings(tmp_path, brand_color="red; } body { visibility: hidden"))
+    assert "visibility" not in sheet and DEFAULT_BRAND in sheet
     assert "#aa3366" in css(make_settings(tmp_path, brand_color="#AA3366"))
 
 
-# ---- the widget's behaviour ---------------------------------------------------------------------
-def test_rate_limit_and_too_long_messages_show_as_notices(pipeline):
-    from bot.ratelimit import RateLimiter
-    from bot.ui.patient import create_app
-
-    respond = handler(create_app(pipeline, RateLimiter(2)), "respond")
-    too_long = "x" * (pipeline.settings.max_message_chars + 1)
-    _, history, _, replies = respond(too_long, opening(pipeline.settings), None, {}, visitor())
-    notice = Tree(history[-1]["content"]).find("div", "cb-notice")[0]
-    assert notice["attrs"]["role"] == "status" and "characters" in notice["text"]
-    _, history, session, replies = respond("what is ipl", history, None, replies, visitor())
-    assert "cb-answer" in history[4]["content"] and list(replies) == [4]
-    _, history, _, replies = respond("and microneedling?", history, session, replies, visitor())
-    assert "wait a minute" in Tree(history[-1]["content"]).find("div", "cb-notice")[0]["text"]
-    assert list(replies) == [4]  # notices are not rated
-
-
-def test_a_rating_opens_the_comment_box_and_the_comment_is_stored_redacted(pipeline, captured_logs):
-    import gradio as gr
-
-    from bot.ratelimit import RateLimiter
-    from bot.ui.patient import create_app
-
-    app = create_app(pipeline, RateLimiter(20))
-    respond = handler(app, "respond")
-    _, history, _, replies = respond("does microneedling hurt", opening(pipeline.settings), None, {}, visitor())
-    reply_id = replies[2]
-    like = gr.LikeData(None, {"index": 2, "value": history[2]["content"], "liked": False})
-    rated, form, status = handler(app, "rate")(replies, like)
-    assert form["visible"] is True and "Thanks" in status
-    assert feedback_rows(pipeline, reply_id) == [(False, "")]
-
-    comment = "My name is Jane Doe and this did not answer my question"
-    box, form, status = handler(app, "send_feedback")(comment, rated)
-    assert box == "" and form["visible"] is False and "Thank you" in status
-    stored = feedback_rows(pipeline, reply_id)
-    assert len(stored) == 1 and stored[0][0] is False  # the comment completes the rating, not a second vote
-    assert "did not answer my question" in stored[0][1] and "Jane Doe" not in stored[0][1]
-    assert "Jane" not in captured_logs.text and "did not answer" not in captured_logs.text
-
-
-def test_taking_a_rating_back_or_rating_the_greeting_stores_nothing(pipeline):
-    import gradio as gr
-
-    from bot.ratelimit import RateLimiter
-    from bot.ui.patient import create_app
-
-    app = create_app(pipeline, RateLimiter(20))
-    respond = handler(app, "respond")
-    _, history, _, replies = respond("what is a hydrafacial", opening(pipeline.settings), None, {}, visitor())
-    rate = handler(app, "rate")
-    rated, form, _ = rate(replies, gr.LikeData(None, {"index": 2, "value": "", "liked": ""}))
-    assert rated is None and form["visible"] is False
-    rate(replies, gr.LikeData(None, {"index": 0, "value": "", "liked": True}))
-    assert feedback_rows(pipeline, replies[2]) == []
-
-
-def test_an_empty_or_unrated_comment_is_not_sent(pipeline):
-    from bot.ratelimit import RateLimiter
-    from bot.ui.patient import create_app
-
-    send = handler(create_app(pipeline, RateLimiter(20)), "send_feedback")
-    reply = pipeline.ask("what is ipl")
-    _, _, status = send("   ", {"reply_id": reply.reply_id, "helpful": True})
-    assert "Type a comment" in status
-    assert feedback_rows(pipeline, reply.reply_id) == []
-
-
-# ---- served: the widget's config, the embed script, the demo page ---------------------------------
-@pytest.fixture
-def client(pipeline):
-    from bot.web import create_app
-
-    pipeline.settings.clinic_name = "Harley & Co"
-    pipeline.settings.brand_color = "#aa3366"
-    pipeline.settings.site_origins = ["https://harley.example"]
-    with TestClient(create_app(pipeline)) as client:
-        yield client
-
-
-def test_the_widget_config_carries_the_clinic_and_its_css(client):
-    config = client.get("/config").json()
-    assert config["title"].startswith("Harley & Co")
-    assert "#aa3366" in config["css"] and "clinicbot:close" in config["head"]
-    assert any("<h1>Harley &amp; Co</h1>" in str(c["props"].get("value")) for c in config["components"])
-    by_id = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
-    assert "cb-welcome" in json.dumps(by_id["chat"]["value"])
-    assert by_id["feedback-form"]["visible"] is False
-    assert {"message", "send", "feedback-comment", "feedback-send", "feedback-status"} <= set(by_id)
-
-
-def test_the_widget_may_be_framed_by_its_own_origin_and_the_clinic_site(client):
-    response = client.get("/")
-    assert response.status_code == 200
-    assert response.headers["content-security-policy"].endswith("; frame-ancestors 'self' https://harley.example")
-    assert "x-frame-options" not in response.headers
-
-
+# ---- the embed script and the demo page -----------------------------------------------------------
 def test_embed_js_is_javascript_that_finds_the_widget_from_its_own_src(client):
     response = client.get("/embed.js")
     assert response.status_code == 200

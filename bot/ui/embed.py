@@ -73,7 +73,7 @@ _SCRIPT = """(function () {
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") close();
   });
-  // Escape pressed inside the widget arrives as a message from the frame (see HEAD in patient.py).
+  // Escape pressed inside the widget arrives as a message from the frame (see static/widget.js).
   window.addEventListener("message", function (event) {
     if (frame && event.origin === origin && event.source === frame.contentWindow && event.data === "clinicbot:close") {
       close();

@@ -1,26 +1,28 @@
-"""The patient chat widget: create_app() builds the Gradio Blocks; the web module mounts it with css() and HEAD.
+"""The patient widget: our own page at /, its script at /widget.js and its stylesheet at /widget.css.
 
-Replies are shown as HTML cards, and every piece of text is escaped before it goes into that HTML.
-Nothing here logs what a patient types, neither a message nor a feedback comment.
+The page is built once from the settings, every clinic value escaped, with no inline script or style, so it runs
+under a strict Content-Security-Policy. The script (static/widget.js) talks only to /api/chat and /api/feedback
+and sends nothing but the patient's message and the session id: the server keeps the conversation.
+Nothing here reads or logs what a patient types.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
-from typing import Any
+from importlib import resources
 
-import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, Response
 
-from bot.chat import Pipeline
 from bot.config import Settings
-from bot.errors import ClinicbotError, InvalidMessage
-from bot.ratelimit import RateLimiter
 from bot.replies import reply_text
-from bot.schemas import Reply, Source
 
-RATE_LIMITED = "You're sending messages very quickly. Please wait a minute and try again."
 DEFAULT_BRAND = "#1f5f8b"
+CRISIS_RULE = "emergency.self_harm"  # its reply gives the crisis line as the next step, not the clinic
+PAGE_CACHE = {"Cache-Control": "no-cache"}  # the page carries the clinic's settings: always revalidate
+ASSET_CACHE = {"Cache-Control": "public, max-age=300"}
 
 # Card colours: (text, background, accent border). Text on background is at least 4.5:1 (WCAG AA); tests check it.
 CARDS: dict[str, tuple[str, str, str]] = {
@@ -32,13 +34,7 @@ CARDS: dict[str, tuple[str, str, str]] = {
     "cb-notice": ("#1f2937", "#f3f4f6", "#6b7280"),
 }
 CALL_BUTTON = ("#ffffff", "#b3261e")  # the "Call 911 now" link in an emergency card: text, background
-
-# The widget in an iframe (see embed.py): Escape inside it asks the host page to close the panel.
-HEAD = """<script>
-document.addEventListener("keydown", function (event) {
-  if (event.key === "Escape" && window.parent !== window) window.parent.postMessage("clinicbot:close", "*");
-});
-</script>"""
+TEXT, MUTED, PAGE = "#1f2937", "#4b5563", "#ffffff"  # body text, secondary text (7.5:1 on white), background
 
 
 # ---- colours -------------------------------------------------------------------------------------
@@ -70,48 +66,82 @@ def css(settings: Settings) -> str:
     """The widget's stylesheet: fits a 320px-wide phone, brand colour on the header and the buttons."""
     color, on_color = brand(settings)
     cards = "\n".join(
-        f"#chat .{name} {{ color: {text}; background: {background}; border-left: 4px solid {accent}; }}"
+        f".{name} {{ color: {text}; background: {background}; border-left: 4px solid {accent}; }}"
         for name, (text, background, accent) in CARDS.items()
     )
-    return f"""
-.gradio-container {{ max-width: 760px !important; margin: 0 auto !important; }}
-.gradio-container > .app {{ padding-left: clamp(8px, 4vw, 32px) !important; padding-right: clamp(8px, 4vw, 32px) !important; }}
-#clinic-header {{ display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 12px 16px;
+    return f"""/* The patient widget (bot/ui/patient.py builds this from the clinic's settings). */
+*, *::before, *::after {{ box-sizing: border-box; }}
+[hidden] {{ display: none !important; }}
+html, body {{ height: 100%; margin: 0; }}
+body {{ font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: {TEXT}; background: {PAGE}; }}
+.cb-widget {{ display: flex; flex-direction: column; height: 100vh; height: 100dvh; max-width: 760px; margin: 0 auto;
+  padding: 8px clamp(8px, 3vw, 24px); gap: 8px; }}
+.cb-sr {{ position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }}
+#clinic-header {{ display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 10px 14px;
   border-radius: 12px; background: {color}; color: {on_color}; }}
 #clinic-header img {{ max-height: 40px; max-width: 40%; height: auto; }}
+#clinic-header div {{ min-width: 0; }}
 #clinic-header h1 {{ margin: 0; font-size: 1.2rem; line-height: 1.3; color: inherit; }}
 #clinic-header p {{ margin: 0; color: inherit; }}
 #clinic-header a {{ color: inherit; font-weight: 600; text-decoration: underline; }}
-#send, #feedback-send {{ --button-primary-background-fill: {color}; --button-primary-background-fill-hover: {color};
-  --button-primary-border-color: {color}; --button-primary-border-color-hover: {color};
-  --button-primary-text-color: {on_color}; --button-primary-text-color-hover: {on_color};
-  background: {color}; color: {on_color}; border-color: {color}; }}
-#feedback-comment [data-testid="block-info"] {{ color: var(--body-text-color); }}  /* the theme's is too pale */
-#send:hover, #feedback-send:hover {{ filter: brightness(0.92); }}
-#widget-notice {{ font-size: 0.85rem; }}
+#chat-main {{ display: flex; flex-direction: column; flex: 1; min-height: 0; gap: 8px; }}
+#chat {{ position: relative; flex: 1; min-height: 8rem; overflow-y: auto; overflow-x: hidden; padding: 8px;
+  border: 1px solid #d1d5db; border-radius: 12px; overflow-wrap: anywhere; }}
+.cb-row {{ display: flex; flex-direction: column; margin: 0 0 10px; }}
+.cb-from-patient {{ align-items: flex-end; }}
+.cb-from-bot {{ align-items: stretch; }}
+.cb-message {{ max-width: 85%; padding: 8px 12px; border-radius: 12px 12px 2px 12px; white-space: pre-wrap;
+  background: {color}; color: {on_color}; }}
+.cb-unsent-note {{ font-size: 0.85rem; color: {MUTED}; }}
+.cb-typing {{ align-self: flex-start; padding: 6px 14px; border-radius: 12px; background: #f3f4f6; color: {TEXT};
+  font-weight: 700; letter-spacing: 2px; }}
+.cb-card, .cb-answer {{ padding: 10px 12px; border-radius: 8px; }}
+.cb-answer {{ color: {TEXT}; background: #f9fafb; border: 1px solid #e5e7eb; }}
+.cb-card * {{ color: inherit; }}
+{cards}
+.cb-card p, .cb-answer p {{ margin: 0 0 0.5em; }}
+.cb-card p:last-child, .cb-answer p:last-child {{ margin-bottom: 0; }}
+.cb-card a, .cb-answer a {{ color: inherit; font-weight: 600; text-decoration: underline; }}
+.cb-emergency p:first-child {{ font-weight: 700; }}
+.cb-emergency a.cb-call {{ display: inline-block; margin: 4px 0; padding: 10px 16px; border-radius: 8px;
+  color: {CALL_BUTTON[0]}; background: {CALL_BUTTON[1]}; font-size: 1.1em; font-weight: 700; text-decoration: none; }}
+.cb-sources {{ margin-top: 0.5em; }}
+.cb-sources summary {{ cursor: pointer; font-weight: 600; }}
+.cb-sources ul {{ margin: 0.25em 0 0; padding-left: 1.2em; }}
+.cb-feedback {{ display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin-top: 4px; }}
+.cb-rate {{ display: inline-flex; padding: 6px; border: 1px solid #6b7280; border-radius: 8px; background: {PAGE};
+  color: {TEXT}; cursor: pointer; }}
+.cb-rate svg {{ width: 20px; height: 20px; fill: currentColor; }}
+.cb-down svg {{ transform: rotate(180deg); }}
+.cb-rate[aria-pressed="true"] {{ background: {color}; color: {on_color}; border-color: {color}; }}
+.cb-comment {{ display: flex; flex-direction: column; gap: 4px; flex-basis: 100%; }}
+.cb-comment label {{ font-size: 0.9rem; font-weight: 600; }}
+.cb-feedback-status {{ flex-basis: 100%; margin: 0; font-size: 0.9rem; color: {MUTED}; }}
+.cb-feedback-status:empty {{ display: none; }}
+#composer {{ display: flex; align-items: flex-end; gap: 8px; }}
+#composer textarea {{ flex: 1; min-width: 0; }}
+textarea {{ width: 100%; padding: 8px 10px; font: inherit; color: {TEXT}; background: {PAGE};
+  border: 1px solid #6b7280; border-radius: 8px; resize: vertical; }}
+#send, .cb-feedback-send {{ padding: 10px 16px; font: inherit; font-weight: 600; border: 1px solid {color};
+  border-radius: 8px; background: {color}; color: {on_color}; cursor: pointer; }}
+.cb-feedback-send {{ align-self: flex-start; padding: 6px 12px; }}
+#send:hover, .cb-feedback-send:hover {{ filter: brightness(0.92); }}
+#send[aria-disabled="true"] {{ cursor: progress; }}
+#widget-notice {{ margin: 0; font-size: 0.85rem; color: {MUTED}; }}
 #widget-notice p {{ margin: 0; }}
 #widget-notice a {{ color: inherit; font-weight: 600; text-decoration: underline; }}
-#chat .message-wrap .prose.chatbot.md {{ opacity: 1; }}  /* Gradio dims messages to 0.8, below AA contrast */
-#chat .cb-card {{ padding: 10px 12px; border-radius: 8px; }}
-#chat .cb-card * {{ color: inherit; }}  /* the card's colour, also under a dark theme */
-{cards}
-#chat .cb-card p, #chat .cb-answer p {{ margin: 0 0 0.5em; }}
-#chat .cb-card p:last-child, #chat .cb-answer p:last-child {{ margin-bottom: 0; }}
-#chat .cb-card a {{ color: inherit; font-weight: 600; text-decoration: underline; }}
-#chat .cb-emergency p:first-child {{ font-weight: 700; }}
-#chat .cb-emergency a.cb-call {{ display: inline-block; margin: 4px 0; padding: 10px 16px; border-radius: 8px;
-  color: {CALL_BUTTON[0]}; background: {CALL_BUTTON[1]}; font-size: 1.1em; font-weight: 700; text-decoration: none; }}
-#chat .cb-sources {{ margin-top: 0.5em; }}
-#chat .cb-sources summary {{ cursor: pointer; font-weight: 600; }}
-#chat .cb-sources ul {{ margin: 0.25em 0 0; padding-left: 1.2em; }}
-#chat a:focus-visible, #chat summary:focus-visible {{ outline: 3px solid currentColor; outline-offset: 2px; }}
+a:focus-visible, summary:focus-visible, button:focus-visible, textarea:focus-visible {{
+  outline: 3px solid {TEXT}; outline-offset: 2px; }}
+#clinic-header a:focus-visible, .cb-card a:focus-visible {{ outline-color: currentColor; }}
 """
 
 
-# ---- replies as HTML -----------------------------------------------------------------------------
+# ---- the page's fixed parts, as escaped HTML -----------------------------------------------------------------
 def tel(number: str) -> str:
     """A tel: link target: digits and a leading + only (a space breaks some dialers)."""
-    return "tel:" + re.sub(r"[^\d+]", "", number)
+    kept = re.sub(r"[^0-9+]", "", number)
+    return "tel:" + kept[:1] + kept[1:].replace("+", "")
 
 
 def _link(href: str, label: str, cls: str = "") -> str:
@@ -135,53 +165,14 @@ def _linked(escaped: str, s: Settings) -> str:
 
 
 def _paragraphs(text: str, s: Settings) -> str:
-    """Plain text as escaped HTML paragraphs, all on one line: a blank line would end the HTML block
-    in the Chatbot's Markdown pass and show the rest as text."""
+    """Plain text as escaped HTML paragraphs (blank lines part them, single newlines break lines)."""
     parts = [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
     return "".join(f"<p>{_linked(html.escape(p), s).replace(chr(10), '<br>')}</p>" for p in parts)
 
 
-def _card(name: str, body: str, role: str = "") -> str:
-    attr = f' role="{role}"' if role else ""
-    return f'<div class="cb-card {name}"{attr}>{body}</div>'
-
-
-def _sources(sources: list[Source]) -> str:
-    items = "".join(
-        f"<li><strong>{html.escape(src.title)}</strong> — {html.escape(src.section)} "
-        f"<small>(version {src.version}, last reviewed {html.escape(src.reviewed_on)})</small></li>"
-        for src in sources
-    )
-    return f'<details class="cb-sources"><summary>Sources ({len(sources)})</summary><ul>{items}</ul></details>'
-
-
-def render(reply: Reply, pipeline: Pipeline) -> str:
-    """The reply as one line of HTML: a card for each fixed kind, an answer with its sources to expand."""
-    s = pipeline.settings
-    text = _paragraphs(reply.text, s)
-    if reply.kind == "emergency":
-        call = _link(tel(s.emergency_number), f"Call {s.emergency_number} now", "cb-call")
-        clinic = f"<p>Then call {html.escape(s.clinic_name)}: {_link(tel(s.clinic_phone), s.clinic_phone)}</p>"
-        if reply.rule == "emergency.self_harm":  # the crisis line in the text is the next step, not the clinic
-            clinic = ""
-        return _card("cb-emergency", f"{text}<p>{call}</p>{clinic}", role="alert")
-    if reply.kind == "refer":
-        return _card("cb-refer", f"{text}<p>{_link(s.booking_url, 'Book a visit', 'cb-book')}</p>")
-    if reply.kind == "unknown":
-        phone = _link(tel(s.clinic_phone), s.clinic_phone)
-        return _card("cb-unknown", f"{text}<p>Ask the clinic: call {phone} ({html.escape(s.opening_hours)})</p>")
-    if reply.kind == "out_of_scope":
-        return _card("cb-refusal", text)
-    return f'<div class="cb-answer">{text}{_sources(reply.sources) if reply.sources else ""}</div>'
-
-
-def notice(text: str, s: Settings) -> str:
-    """A message from the widget itself (rate limit, a message too long, the index down)."""
-    return _card("cb-notice", _paragraphs(text, s), role="status")
-
-
 def greeting(s: Settings) -> str:
-    return _card("cb-welcome", _paragraphs(reply_text("notice", s), s))
+    """The first card: general information, not medical advice, not for emergencies, with both numbers to tap."""
+    return f'<div class="cb-card cb-welcome">{_paragraphs(reply_text("notice", s), s)}</div>'
 
 
 def footnote(s: Settings) -> str:
@@ -198,98 +189,77 @@ def header(s: Settings) -> str:
     )
 
 
-# ---- the app -------------------------------------------------------------------------------------
-def create_app(pipeline: Pipeline, limiter: RateLimiter) -> gr.Blocks:
-    s = pipeline.settings
+def widget_config(s: Settings) -> str:
+    """What the script needs to know about the clinic, as JSON safe inside a <script type="application/json">:
+    the page's parser never sees a "<", so no value can end the block."""
+    config = {
+        "clinicName": s.clinic_name,
+        "clinicPhone": s.clinic_phone,
+        "emergencyNumber": s.emergency_number,
+        "bookingUrl": s.booking_url,
+        "openingHours": s.opening_hours,
+        "maxMessageChars": s.max_message_chars,
+        "crisisRule": CRISIS_RULE,
+    }
+    text = json.dumps(config, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
-    def respond(
-        message: str, history: list[dict[str, Any]], session: str | None, replies: dict[int, str], request: gr.Request
-    ):
-        history = list(history or [])
-        client = request.client.host if request and request.client else "unknown"
-        history.append({"role": "user", "content": message})  # shown through Gradio's sanitizer, like any chat text
-        if not limiter.allow(f"widget:{client}"):
-            history.append({"role": "assistant", "content": notice(RATE_LIMITED, s)})
-            return "", history, session, replies
-        try:
-            reply = pipeline.ask(message, session=session)
-        except InvalidMessage as exc:
-            history.append({"role": "assistant", "content": notice(str(exc), s)})
-            return "", history, session, replies
-        except ClinicbotError:
-            history.append({"role": "assistant", "content": notice(reply_text("index_unavailable", s), s)})
-            return "", history, session, replies
-        history.append({"role": "assistant", "content": render(reply, pipeline)})
-        replies = {**replies, len(history) - 1: reply.reply_id}  # chat position → reply id, for thumbs up/down
-        return "", history, reply.session, replies
 
-    def rate(replies: dict[int, str], like: gr.LikeData):
-        """Store a thumbs up/down and offer the comment box. Outputs: rated reply, comment form, status."""
-        index = like.index if isinstance(like.index, int) else like.index[0]
-        reply_id = replies.get(index)
-        if reply_id is None:  # the greeting or a message that was not a stored reply
-            return gr.skip(), gr.skip(), gr.skip()
-        if not isinstance(like.liked, bool):  # the patient took the rating back: "" is not a thumbs down
-            return None, gr.update(visible=False), ""
-        try:
-            pipeline.feedback(reply_id, like.liked)
-        except ClinicbotError:
-            return None, gr.update(visible=False), "Thanks! Your rating could not be saved right now."
-        return {"reply_id": reply_id, "helpful": like.liked}, gr.update(visible=True), "Thanks for your rating."
+def widget_page(s: Settings) -> str:
+    """The whole page. Scripts and styles come from our own origin only; the greeting is here, so the page
+    says what it is for and how to reach the clinic even before (or without) the script."""
+    name = html.escape(s.clinic_name)
+    no_script = _paragraphs(f"This chat needs JavaScript. Please call {s.clinic_name} at {s.clinic_phone}.", s)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{name}: treatment questions</title>
+<link rel="stylesheet" href="/widget.css">
+<script type="application/json" id="clinicbot-config">{widget_config(s)}</script>
+<script src="/widget.js" defer></script>
+</head>
+<body>
+<div class="cb-widget">
+{header(s)}
+<main id="chat-main">
+<div id="chat" role="log" aria-live="polite" aria-label="Chat with {name}'s assistant">
+<div class="cb-row cb-from-bot">{greeting(s)}</div>
+<noscript><div class="cb-card cb-notice">{no_script}</div></noscript>
+</div>
+<div id="composer">
+<label for="message" class="cb-sr">Your question</label>
+<textarea id="message" name="message" rows="2" maxlength="{s.max_message_chars}" placeholder="Type your question…"
+ autocomplete="off" autofocus></textarea>
+<button type="button" id="send">Send</button>
+</div>
+</main>
+<footer id="widget-notice">{footnote(s)}</footer>
+</div>
+</body>
+</html>
+"""
 
-    def send_feedback(comment: str, rated: dict[str, Any] | None):
-        """Store the comment against the last rated reply. Outputs: comment box, comment form, status."""
-        if not rated:
-            return gr.skip(), gr.update(visible=False), gr.skip()
-        if not (comment or "").strip():
-            return gr.skip(), gr.skip(), "Type a comment first, or just carry on chatting."
-        try:
-            pipeline.feedback(rated["reply_id"], rated["helpful"], comment)  # the pipeline redacts it
-        except InvalidMessage as exc:
-            return gr.skip(), gr.skip(), str(exc)
-        except ClinicbotError:
-            return gr.skip(), gr.skip(), "Your comment could not be saved right now. Please try again later."
-        return "", gr.update(visible=False), "Thank you! The clinic team reads every comment."
 
-    # analytics off: Gradio would otherwise call api.gradio.app from the clinic's server
-    with gr.Blocks(title=f"{s.clinic_name} — treatment questions", analytics_enabled=False) as app:
-        gr.HTML(header(s), apply_default_css=False)
-        chat = gr.Chatbot(
-            value=[{"role": "assistant", "content": greeting(s)}],
-            label=f"Chat with {s.clinic_name}'s assistant",
-            show_label=False,
-            height="min(65vh, 560px)",
-            elem_id="chat",
-            feedback_options=("Like", "Dislike"),
-            buttons=["copy", "copy_all"],  # no "share": it posts to Hugging Face, and its button has no name
-            latex_delimiters=[],  # "$300 to $600" is a price, not maths
-        )
-        session = gr.State(None)
-        replies = gr.State({})
-        rated = gr.State(None)
-        with gr.Row(equal_height=True):
-            box = gr.Textbox(
-                label="Your question",
-                placeholder="Type your question…",
-                show_label=False,
-                scale=5,
-                min_width=120,
-                elem_id="message",
-                max_length=s.max_message_chars,
-                autofocus=True,
-            )
-            send = gr.Button("Send", variant="primary", scale=1, min_width=72, elem_id="send")
-        with gr.Column(visible=False, elem_id="feedback-form") as form:
-            comment = gr.Textbox(
-                label="Tell us more (optional)", elem_id="feedback-comment", max_length=s.max_message_chars
-            )
-            send_comment = gr.Button("Send feedback", variant="primary", size="sm", elem_id="feedback-send")
-        status = gr.Markdown(elem_id="feedback-status")
-        gr.HTML(footnote(s), elem_id="widget-notice", apply_default_css=False)
-        box.submit(respond, [box, chat, session, replies], [box, chat, session, replies])
-        send.click(respond, [box, chat, session, replies], [box, chat, session, replies])
-        chat.like(rate, [replies], [rated, form, status])
-        chat.clear(lambda: ({}, None, gr.update(visible=False)), None, [replies, rated, form])  # positions restart
-        comment.submit(send_feedback, [comment, rated], [comment, form, status])
-        send_comment.click(send_feedback, [comment, rated], [comment, form, status])
-    return app
+def widget_script() -> str:
+    return resources.files("bot.ui").joinpath("static/widget.js").read_text("utf-8")
+
+
+# ---- the routes ----------------------------------------------------------------------------------------------
+def add_widget_routes(app: FastAPI, settings: Settings) -> None:
+    """GET /, /widget.js and /widget.css. Everything is built here, once: the handlers only hand back strings,
+    so the widget loads even while the database or the index is down."""
+    page, script, sheet = widget_page(settings), widget_script(), css(settings)
+
+    @app.get("/", include_in_schema=False)
+    async def widget() -> Response:
+        return HTMLResponse(page, headers=PAGE_CACHE)
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget_js() -> Response:
+        return Response(script, media_type="text/javascript; charset=utf-8", headers=ASSET_CACHE)
+
+    @app.get("/widget.css", include_in_schema=False)
+    async def widget_css() -> Response:
+        return Response(sheet, media_type="text/css; charset=utf-8", headers=ASSET_CACHE)

@@ -7,6 +7,7 @@ from our own origin. Never logs an email's password or a session token.
 
 from __future__ import annotations
 
+import contextlib
 import html
 from typing import Any
 from urllib.parse import urlparse
@@ -14,14 +15,20 @@ from urllib.parse import urlparse
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from bot.auth import CSRF_COOKIE, SESSION_COOKIE, Auth, csrf_ok, new_csrf_token
+from bot.auth import CSRF_COOKIE, SESSION_COOKIE, THROTTLE_WINDOW, Auth, csrf_ok, new_csrf_token
+from bot.bulkhead import Bulkhead
 from bot.config import Settings
 from bot.curation import Curation
 from bot.errors import StoreUnavailable
+from bot.ratelimit import Limit, RateLimiter
 from bot.store import Store
 
 CONSOLE = "/staff/console"
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+# Sign-in attempts, counted before the password is checked so that many sent at once cannot pass the limit.
+# Per account: a guessed password; per address: one machine trying many accounts. A success is not counted.
+ACCOUNT_ATTEMPTS = Limit("sign-in account", 5, int(THROTTLE_WINDOW.total_seconds()))
+ADDRESS_ATTEMPTS = Limit("sign-in address", 20, int(THROTTLE_WINDOW.total_seconds()))
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -58,8 +65,11 @@ def _same_origin(request: Request) -> bool:
     return bool(claimed) and urlparse(claimed).netloc == host
 
 
-def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: Curation) -> None:
+def add_staff_routes(
+    app: FastAPI, settings: Settings, store: Store, curation: Curation, limiter: RateLimiter, db: Bulkhead
+) -> None:
     import gradio as gr
+    from starlette.concurrency import run_in_threadpool
 
     from bot.ui import staff
 
@@ -83,8 +93,9 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
         """The signed-in email, looked up once per request (the guard and Gradio's auth both ask)."""
         if hasattr(request.state, "staff_email"):
             return request.state.staff_email
+        token = request.cookies.get(SESSION_COOKIE)
         try:
-            user = auth.user_for(request.cookies.get(SESSION_COOKIE))
+            user = db.call(lambda: auth.user_for(token)) if token else None
         except StoreUnavailable:
             user = None
         request.state.staff_email = user.email if user else None
@@ -95,7 +106,8 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
         path = request.url.path
         if path.startswith("/staff") and request.method in _UNSAFE and not _same_origin(request):
             return JSONResponse({"error": "refused: this request did not come from the staff console"}, 403)
-        if path.startswith(CONSOLE) and signed_in(request) is None:
+        # The session lookup waits on the database: off the event loop, so a hung database stalls no other route.
+        if path.startswith(CONSOLE) and await run_in_threadpool(signed_in, request) is None:
             if request.method == "GET" and path.rstrip("/") == CONSOLE:
                 return RedirectResponse("/staff/login", status_code=303)
             return JSONResponse({"error": "sign in at /staff/login first"}, status_code=401)
@@ -115,14 +127,17 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
     def login(request: Request, email: str = Form(""), password: str = Form(""), csrf: str = Form("")) -> Response:
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), csrf):
             return login_page(request, "The form expired. Please try again.", status=403)
+        address = request.client.host if request.client else "unknown"
+        account = email.strip().lower()[:128]
+        if not (limiter.hit(ACCOUNT_ATTEMPTS, account) and limiter.hit(ADDRESS_ATTEMPTS, address)):
+            return login_page(request, "Too many sign-in attempts. Wait 15 minutes, then try again.", status=429)
         try:
-            if auth.throttled(email):
-                return login_page(request, "Too many failed sign-ins. Wait 15 minutes, then try again.", status=429)
-            token = auth.sign_in(email, password)
+            token = db.call(lambda: auth.sign_in(email, password), timeout_s=settings.store_timeout_s + 1)
         except StoreUnavailable:
             return login_page(request, "Sign-in is unavailable: the database cannot be reached.", status=503)
         if token is None:
             return login_page(request, "Wrong email or password.", status=401)
+        limiter.undo(ACCOUNT_ATTEMPTS, account)
         response = RedirectResponse(f"{CONSOLE}/", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -137,10 +152,22 @@ def add_staff_routes(app: FastAPI, settings: Settings, store: Store, curation: C
 
     @app.post("/staff/logout", include_in_schema=False)
     def logout(request: Request) -> Response:
-        auth.sign_out(request.cookies.get(SESSION_COOKIE))
+        token = request.cookies.get(SESSION_COOKIE)
+        with contextlib.suppress(StoreUnavailable):  # the cookie goes anyway; the session row ends at its expiry
+            db.call(lambda: auth.sign_out(token))
         response = RedirectResponse("/staff/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/staff")
         return response
 
     console = staff.create_app(curation, store)
-    gr.mount_gradio_app(app, console, path=CONSOLE, auth_dependency=signed_in, footer_links=[], css=staff.CSS)
+    gr.mount_gradio_app(
+        app,
+        console,
+        path=CONSOLE,
+        auth_dependency=signed_in,
+        footer_links=[],
+        css=staff.CSS,
+        # The console takes no files; Gradio's upload and file routes are refused by bot/httpguard.py before Gradio
+        # sees them (blocked_paths=["/"] would also stop the console's own events).
+        max_file_size=1,
+    )
