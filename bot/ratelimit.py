@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
-import logging
 import threading
 import time
 from collections import defaultdict, deque
@@ -23,8 +22,6 @@ from dataclasses import dataclass
 from bot.bulkhead import Bulkhead
 from bot.errors import StoreUnavailable
 from bot.store import Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,6 @@ def _word_list(name: str) -> frozenset[str]:
     return frozenset(words)
 
 
-def normalise(text: str) -> tuple[str, list[int]]:
-    """The shared folding of bot/fold.py, with the index in `text` of each folded character."""
-    return fold_with_origin(text)
-
-
 @dataclass(frozen=True)
 class _Span:
     start: int
@@ -203,7 +198,7 @@ class Redactor:
         return sorted(set(TYPE_OF.values()))
 
     def redact(self, text: str) -> Redaction:
-        folded, origin = normalise(text)
+        folded, origin = fold_with_origin(text)  # the folding triage and retrieval read too (bot/fold.py)
         spans = self._detect(folded)
         spans = _merge(spans)
         entities: list[Entity] = []

@@ -602,17 +602,6 @@ class Store:
         with self.session() as s:
             s.add(Audit(actor=actor, action=action, count=count, target=target))
 
-    def count_audit(self, actor: str, action: str, since: dt.timedelta) -> int:
-        with self.session() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(Audit)
-                    .where(Audit.actor == actor, Audit.action == action, Audit.at >= _now() - since)
-                )
-                or 0
-            )
-
     def audit_log(self, limit: int = 200) -> list[Audit]:
         with self.session() as s:
             return list(s.scalars(select(Audit).order_by(Audit.at.desc()).limit(limit)))
