@@ -14,7 +14,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from bot.answer import AnswerBackend, ExtractiveAnswerer
@@ -24,10 +24,11 @@ from bot.embed import Embedder
 from bot.errors import ClinicbotError, IndexUnavailable, InvalidMessage, PipelineError, StoreUnavailable
 from bot.fold import fold
 from bot.index import Index, connect
-from bot.knowledge import approved, load_explainers
+from bot.knowledge import load_explainers, serving
+from bot.leaflet import fill_contacts
 from bot.redact import Redactor
 from bot.replies import reply_text
-from bot.retrieve import ExplainerRetriever, HybridSearch, Retrieval
+from bot.retrieve import ExplainerRetriever, HybridSearch, Knowledge, Retrieval
 from bot.schemas import Redaction, Reply
 from bot.spool import Spool
 from bot.store import Store, Timeouts, new_id
@@ -111,23 +112,26 @@ class Models:
     def load(cls, settings: Settings) -> Models:
         return cls(
             redactor=Redactor(),
-            triage=Triage(),
+            triage=Triage(head=settings.triage_head),
             embedder=Embedder(settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads),
         )
 
 
-def serving_knowledge(settings: Settings) -> tuple[dict[str, str], frozenset[str]]:
-    """Aliases (name → explainer id) and the ids of general topics, from the approved explainer files."""
-    serving = approved(load_explainers(settings.knowledge_dir))
-    aliases = {alias: e.id for e in serving for alias in e.meta.aliases}
-    return aliases, frozenset(e.id for e in serving if e.meta.category == "topic")
+def serving_knowledge(settings: Settings) -> Knowledge:
+    """Aliases, general topics and sample explainers, from the explainer files patients may be shown."""
+    shown = serving(load_explainers(settings.knowledge_dir), settings.production)
+    return Knowledge(
+        aliases={alias: e.id for e in shown for alias in e.meta.aliases},
+        topics=frozenset(e.id for e in shown if e.meta.category == "topic"),
+        samples=frozenset(e.id for e in shown if e.meta.status == "sample"),
+        images={e.id: tuple((p.file, p.alt) for p in e.meta.images) for e in shown if e.meta.images},
+    )
 
 
 def connect_search(settings: Settings, embedder: Embedder, client: object | None = None) -> HybridSearch:
     """Hybrid search over the serving index generation; IndexUnavailable if Chroma or the index is missing."""
     index = Index(client or connect(settings), embedder, settings.chroma_prefix)
-    aliases, topics = serving_knowledge(settings)
-    search = HybridSearch(index, embedder, aliases, topics, reload=lambda: serving_knowledge(settings))
+    search = HybridSearch(index, embedder, serving_knowledge(settings), reload=lambda: serving_knowledge(settings))
     index.snapshot()
     return search
 
@@ -221,9 +225,15 @@ class Pipeline:
         session = valid_session(session) or new_id()
         redaction = timer.step("redact", lambda: self.redactor.redact(text))
         meant = fold(text)  # triage and retrieval read what the patient meant: no invisible or look-alike letters
-        decision = timer.step("triage", lambda: self.triage.classify(meant))
+        # one query embedding serves triage's head and retrieval (the search's own call hits the embedder's cache)
+        embedder = self.embedder if self.triage.head is not None else None
+        vector = timer.step("embed", lambda: embedder.embed_query(meant)) if embedder is not None else None
+        encode = embedder.encode if embedder is not None else None
+        named = embedder is not None and self.search is not None and bool(self.search.matcher.find(meant))
+        decision = timer.step("triage", lambda: self.triage.classify(meant, vector, encode, named))
         if decision.kind != "pass":
-            template = decision.rule if decision.kind == "emergency" else decision.kind
+            # an emergency rule may have its own wording (a blocked vessel: the urgent line first)
+            template = decision.rule if decision.rule.startswith("emergency.") else decision.kind
             reply = Reply(kind=decision.kind, text=reply_text(template, self.settings), rule=decision.rule)  # type: ignore[arg-type]
         else:
             reply = self._answer(meant, redaction.text, session, timer)
@@ -264,10 +274,19 @@ class Pipeline:
             composed, rule = timer.step("answer", lambda: self.extractive.compose(text, retrieval)), "answer.extractive"
         if composed is None:
             return Reply(kind="unknown", text=reply_text("unknown", self.settings), rule="answer.nothing_grounded")
+        search = self.search
+        assert search is not None
         return Reply(
             kind="answer",
-            text=composed.text,
-            sources=composed.sources,
+            text=fill_contacts(composed.text, self.settings),
+            sources=[
+                replace(
+                    s,
+                    status="sample" if s.id in search.sample_ids else s.status,
+                    images=search.images.get(s.id, ()),
+                )
+                for s in composed.sources
+            ],
             rule=rule,
             confidence=retrieval.confidence,
         )
@@ -283,6 +302,12 @@ class Pipeline:
         except StoreUnavailable:
             return None
 
+    def _topic_of(self, reply: Reply) -> str:
+        """What a follow-up is about: the first treatment among the sources, else the first source."""
+        general = self.search.general_topics if self.search is not None else frozenset()
+        treatments = [s.id for s in reply.sources if s.id not in general]
+        return (treatments or [s.id for s in reply.sources] or [""])[0]
+
     def _store(self, redaction: Redaction, reply: Reply, timer: Timer) -> None:
         """Record the redacted exchange; if the database is down, spool it to disk to be written later."""
         record: dict[str, Any] = {
@@ -292,7 +317,7 @@ class Pipeline:
             "question_redacted": redaction.text,
             "reply_text": reply.text,
             "sources": [s.public() for s in reply.sources],
-            "topic": reply.sources[0].id if reply.sources else "",
+            "topic": self._topic_of(reply),
             "confidence": reply.confidence,
             "latency_ms": reply.latency_ms,
             "reply_id": reply.reply_id,

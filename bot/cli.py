@@ -316,7 +316,10 @@ def evaluate(
     _setup_logging()
     from bot.evaluate import run_eval
 
-    missed = run_eval(get_settings(), questions, pii, out, baseline=baseline)
+    try:
+        missed = run_eval(get_settings(), questions, pii, out, baseline=baseline)
+    except ClinicbotError as exc:  # no index yet, Chroma unreachable: one line, not a traceback
+        _fail(exc)
     for line in missed:
         typer.echo(f"target missed: {line}", err=True)
     typer.echo(f"report written to {out}/report.md")
@@ -333,7 +336,10 @@ def bench(
     _setup_logging()
     from bot.bench import run_bench
 
-    typer.echo(run_bench(get_settings(), questions, limit))
+    try:
+        typer.echo(run_bench(get_settings(), questions, limit))
+    except ClinicbotError as exc:
+        _fail(exc)
 
 
 def main() -> None:

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     clinic_phone: str = "+1 555 0100"
     emergency_number: str = "911"
     crisis_line: str = "988 (call or text, US)"
+    # The clinic's 24-hour line for urgent problems (a suspected blocked vessel after filler): it should
+    # reach an injector who can give the enzyme that dissolves HA filler. Empty: the clinic_phone is shown.
+    urgent_phone: str = ""
+    # Where patients are told to report a side effect: US, UK, ES, MX, CO, AR, CL, PE, or EU for the rest.
+    region: str = "US"
     booking_url: str = "https://example.com/book"
     opening_hours: str = "Monday to Friday, 9am to 6pm"
     brand_color: str = "#1f5f8b"
@@ -53,6 +58,9 @@ class Settings(BaseSettings):
         description="addresses or CIDR blocks of reverse proxies whose X-Forwarded-For is believed; empty = none",
     )
     torch_threads: int = 2
+    # Triage's learned head (bot/triage/head.py) over the query embedding, after the rules. Off by default until
+    # it keeps enough in-scope questions for retrieval (see evals/triage/README.md for its figures).
+    triage_head: bool = False
 
     # Timeouts: a hung store must not hold up a reply or an unrelated route
     store_timeout_s: float = Field(default=2.0, description="longest wait for a database call made while replying")

@@ -29,6 +29,7 @@ from bot.knowledge import (
     load_explainers,
     parse_explainer,
 )
+from bot.leaflet import TABLE_FILE, leaflet_problems, triage_table
 from bot.readability import reading_grade
 from bot.schemas import Explainer
 from bot.store import Store
@@ -194,6 +195,8 @@ class Curation:
                 f"reading grade {grade:.1f} is above {MAX_GRADE:.0f}: use shorter sentences and plainer words"
             )
         problems += self._alias_clashes(explainer)
+        if (self.root / TABLE_FILE).exists():  # a knowledge base with a triage table holds every file to it
+            problems += leaflet_problems(explainer, triage_table(self.root))
         return Check(problems, grade)
 
     def diff(self, explainer_id: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from bot.config import Settings
 from bot.embed import Embedder
 from bot.index import Index, SyncReport, connect
-from bot.knowledge import approved, chunks, load_explainers
+from bot.knowledge import chunks, load_explainers, serving
 from bot.store import Store
 
 
@@ -18,8 +18,9 @@ def ingest(
     settings: Settings, embedder: Embedder | None = None, progress: Callable[[str], None] = lambda _: None
 ) -> SyncReport:
     explainers = load_explainers(settings.knowledge_dir)  # raises KnowledgeError with path:line problems
-    serving = approved(explainers)
-    progress(f"{len(explainers)} explainers valid, {len(serving)} approved")
+    shown = serving(explainers, settings.production)
+    samples = sum(e.meta.status == "sample" for e in shown)
+    progress(f"{len(explainers)} explainers valid, {len(shown) - samples} approved, {samples} sample (labelled)")
     embedder = embedder or Embedder(
         settings.embedding_model_path, settings.embedding_model_sha256, settings.torch_threads
     )
@@ -28,6 +29,6 @@ def ingest(
     try:
         with store.exclusive("ingest"):  # one writer at a time, across processes and machines
             progress("holding the ingest lock")
-            return index.sync([c for e in serving for c in chunks(e)], progress=progress)
+            return index.sync([c for e in shown for c in chunks(e)], progress=progress)
     finally:
         store.engine.dispose()

@@ -20,6 +20,9 @@ NOTICE = (
     "Sample content: the clinic's own clinicians must review and approve this explainer before patients rely on it."
 )
 FAQ_HEADING = "Questions patients ask"
+# The red-flag box repeats the file's own "When to call us" signs for the eye; indexed once, they do not outweigh
+# what each file says about itself.
+NOT_INDEXED = frozenset({"Call now if"})
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
 _FRONT = FRONT_MATTER
 _HEADING = re.compile(r"^## +(.+?)\s*$")
@@ -152,6 +155,12 @@ def approved(explainers: Iterable[Explainer]) -> list[Explainer]:
     return [e for e in explainers if e.meta.status == "approved"]
 
 
+def serving(explainers: Iterable[Explainer], production: bool) -> list[Explainer]:
+    """What patients may be shown: approved text, and sample text too except in production mode."""
+    statuses = ("approved",) if production else ("approved", "sample")
+    return [e for e in explainers if e.meta.status in statuses]
+
+
 def _section_text(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if NOTICE not in line).strip()
 
@@ -195,7 +204,7 @@ def chunks(explainer: Explainer) -> list[Chunk]:
 
     for section in explainer.sections:
         text = _section_text(section.text)
-        if not text:
+        if not text or section.heading in NOT_INDEXED:
             continue
         slug = re.sub(r"[^a-z0-9]+", "-", section.heading.lower()).strip("-")
         if section.heading == FAQ_HEADING:
@@ -209,15 +218,32 @@ def chunks(explainer: Explainer) -> list[Chunk]:
 _ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|etc|vs|Dr|Mr|Ms|Mrs|approx|No)\.$", re.IGNORECASE)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _MARKUP = re.compile(r"(\*\*|__|`)")
+_CHECKBOX = re.compile(r"^\[[ x]\]\s+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Whole sentences from a section's Markdown: list items count as sentences."""
+    """Whole sentences from a section's Markdown: list items count as sentences.
+
+    A line that introduces a list ("Call the clinic today if you have:") is no sentence on its own: it is read
+    into each item under it, so every item stands alone with its action ("Call the clinic today if you have:
+    a cold sore ..."). It applies until the next blank line."""
     sentences: list[str] = []
+    lead = ""
     for raw_line in text.splitlines():
-        line = _MARKUP.sub("", _LIST_ITEM.sub("", raw_line)).strip()
-        if not line or line.startswith("#"):
+        item = bool(_LIST_ITEM.match(raw_line))
+        line = _MARKUP.sub("", _CHECKBOX.sub("", _LIST_ITEM.sub("", raw_line))).strip()
+        if not line:
+            lead = ""
             continue
+        if line.startswith("#"):
+            continue
+        if line.endswith(":"):
+            lead = line
+            continue
+        if item and lead:
+            first = line.split()[0]
+            acronym = any(c.isupper() for c in first[1:])  # "IPL", "HydraFacial" keep their capitals
+            line = f"{lead} {line if acronym else line[0].lower() + line[1:]}"
         if not re.search(r"[.!?:;)]$", line):
             line += "."
         buffer = ""

@@ -22,6 +22,7 @@ def reply_text(key: str, settings: Settings) -> str:
     return template.format(
         clinic_name=settings.clinic_name,
         clinic_phone=settings.clinic_phone,
+        urgent_phone=settings.urgent_phone or settings.clinic_phone,
         emergency_number=settings.emergency_number,
         crisis_line=settings.crisis_line,
         booking_url=settings.booking_url,

@@ -229,6 +229,16 @@ def section_intents(question: str) -> set[str]:
     return {section for section, pats in _INTENT_RES.items() if any(p.search(text) for p in pats)}
 
 
+@dataclass(frozen=True)
+class Knowledge:
+    """What search needs to know of the explainer files patients may be shown, re-read with each new generation."""
+
+    aliases: dict[str, str]  # alias, brand or slang → explainer id
+    topics: frozenset[str] = frozenset()  # general topics (costs, medicines, emergencies), not treatments
+    samples: frozenset[str] = frozenset()  # sample text the clinic has not reviewed yet
+    images: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # id → (file, alt) diagrams
+
+
 @dataclass
 class Hit:
     row: Row
@@ -305,22 +315,23 @@ class HybridSearch:
         self,
         index: Index,
         embedder: Embedder,
-        aliases: dict[str, str],
-        topics: frozenset[str] = frozenset(),
-        reload: Callable[[], tuple[dict[str, str], frozenset[str]]] | None = None,
+        knowledge: Knowledge,
+        reload: Callable[[], Knowledge] | None = None,
     ):
         self.index = index
         self.embedder = embedder
         self._reload = reload  # re-reads aliases and topics when another process publishes a new generation
         self._knowledge_generation: str | None = None
-        self._use_knowledge(aliases, topics)
+        self._use_knowledge(knowledge)
         self._bm25: tuple[str, BM25Okapi, list[Row]] | None = None
         self._english = english_words()
         self._vocabulary: tuple[str, frozenset[str], list[str]] | None = None
 
-    def _use_knowledge(self, aliases: dict[str, str], topics: frozenset[str]) -> None:
-        self.general_topics = topics  # explainers about costs, medicines, emergencies: not treatments
-        self.matcher = AliasMatcher(aliases)
+    def _use_knowledge(self, knowledge: Knowledge) -> None:
+        self.general_topics = knowledge.topics  # explainers about costs, medicines, emergencies: not treatments
+        self.sample_ids = knowledge.samples  # answers from these are labelled as text the clinic has not reviewed
+        self.images = knowledge.images
+        self.matcher = AliasMatcher(knowledge.aliases)
         terms = {_fold(t) for t in uncovered_terms()} - set(self.matcher.aliases)
         self._uncovered = [
             (re.compile(rf"(?<![a-z0-9]){re.escape(t)}(?:s|es)?(?![a-z0-9])"), t)
@@ -333,7 +344,7 @@ class HybridSearch:
             return
         if self._reload is not None:  # first search too: the files may have changed since this was built
             try:
-                self._use_knowledge(*self._reload())
+                self._use_knowledge(self._reload())
             except ClinicbotError as exc:
                 log.warning("kept the previous aliases: %s", type(exc).__name__)
         self._knowledge_generation = snap.generation
@@ -420,6 +431,8 @@ class HybridSearch:
                 score += 0.12
             hits.append(Hit(row, score, sim))
         hits.sort(key=lambda h: -h.score)
+        if implicit:  # a short follow-up that names nothing ("does it hurt?") is about the treatment just discussed
+            hits = [h for h in hits if h.row.explainer_id in topics] or hits
         if comparing:
             hits = _interleave(hits, mentioned)
         best_sim = max((h.similarity for h in hits), default=0.0)

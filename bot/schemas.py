@@ -10,7 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Kind = Literal["answer", "emergency", "refer", "out_of_scope", "unknown"]
 KINDS: tuple[str, ...] = ("answer", "emergency", "refer", "out_of_scope", "unknown")
-Status = Literal["draft", "in_review", "approved", "retired"]
+# sample: shipped example text no clinician has approved; served (labelled) on the embedded defaults only.
+Status = Literal["draft", "in_review", "sample", "approved", "retired"]
+
+
+def _names_a_reviewer(reviewed_by: str) -> bool:
+    """True for a person (a name or a staff e-mail), not for a placeholder such as 'Sample content - awaiting ...'."""
+    text = reviewed_by.strip().lower()
+    return bool(text) and not any(word in text for word in ("sample", "awaiting", "pending", "tbd", "unknown"))
+
+
+class Picture(BaseModel):
+    """A diagram shown with the explainer: an SVG in knowledge/images/, with the words a screen reader says."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*\.svg$")
+    alt: str = Field(min_length=10)
 
 
 class ExplainerMeta(BaseModel):
@@ -29,6 +45,7 @@ class ExplainerMeta(BaseModel):
     reviewed_on: date
     review_due: date
     sources: list[str] = Field(min_length=1)
+    images: list[Picture] = Field(default_factory=list)
 
     @field_validator("aliases")
     @classmethod
@@ -39,6 +56,8 @@ class ExplainerMeta(BaseModel):
     def _due_after_review(self) -> ExplainerMeta:
         if self.review_due <= self.reviewed_on:
             raise ValueError("review_due must be after reviewed_on")
+        if self.status == "approved" and not _names_a_reviewer(self.reviewed_by):
+            raise ValueError("an approved explainer names the clinician who reviewed it in reviewed_by")
         return self
 
 
@@ -82,6 +101,8 @@ class Source:
     section: str
     version: int = 1
     reviewed_on: str = ""
+    status: str = "approved"  # or "sample": example text the clinic has not reviewed, labelled as such
+    images: tuple[tuple[str, str], ...] = ()  # (file, alt) of the explainer's diagrams, served under /images/
 
     def public(self) -> dict[str, object]:
         return {
@@ -90,6 +111,8 @@ class Source:
             "section": self.section,
             "version": self.version,
             "reviewed_on": self.reviewed_on,
+            "status": self.status,
+            "images": [{"url": f"/images/{file}", "alt": alt} for file, alt in self.images],
         }
 
 

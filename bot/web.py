@@ -166,6 +166,7 @@ def create_app(pipeline: Pipeline | None = None) -> FastAPI:
         add_staff_routes(app, settings, pipeline.store, curation, limiter, pipeline.db)
     add_embed_routes(app, settings)
     patient.add_widget_routes(app, settings)
+    patient.add_image_routes(app, settings)
     app.add_middleware(  # added last, so it is the outermost layer: every response passes through it
         Guard,  # type: ignore[arg-type]
         proxies=TrustedProxies.parse(settings.trusted_proxies),

@@ -40,14 +40,16 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "servers_only: needs --stores=servers (it stops and starts its own servers)")
+    config.addinivalue_line("markers", "embedded_only: about the embedded stores themselves (SQLite's files)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("stores") == "servers":
-        return
+    servers = config.getoption("stores") == "servers"
     for item in items:
-        if item.get_closest_marker("servers_only"):
+        if not servers and item.get_closest_marker("servers_only"):
             item.add_marker(pytest.mark.skip(reason="needs the servers: run with --stores=servers"))
+        if servers and item.get_closest_marker("embedded_only"):
+            item.add_marker(pytest.mark.skip(reason="about the embedded stores: run without --stores=servers"))
 
 
 @dataclass

@@ -127,6 +127,15 @@ class Server:
         self.stop()
         self.start()
 
+    def freeze(self) -> None:
+        """Stop the server and every process it forked (SIGSTOP): connections stay open and nothing answers."""
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            os.killpg(self._proc.pid, signal.SIGCONT)
+
     def close(self) -> None:
         """Stop the server and delete its files."""
         try:

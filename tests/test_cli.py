@@ -67,7 +67,7 @@ def test_broken_explainer_reports_path_and_line_and_keeps_the_index(cli_env, tmp
     knowledge = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE, knowledge)
     broken = knowledge / "explainers" / "prp.md"
-    broken.write_text(broken.read_text().replace("status: approved", "status: aproved"))
+    broken.write_text(broken.read_text().replace("status: sample", "status: aproved"))
     env = dict(cli_env, CLINICBOT_KNOWLEDGE_DIR=str(knowledge))
     result = run_cli(["ingest"], env)
     assert result.returncode == 1

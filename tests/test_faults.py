@@ -191,6 +191,65 @@ def test_database_down_spools_the_redacted_exchange_and_writes_it_once_back(
 
 
 @contextlib.contextmanager
+def frozen(server) -> Iterator[None]:
+    server.freeze()
+    try:
+        yield
+    finally:
+        server.thaw()
+
+
+# A hung store used to hold every request for a minute (no timeouts). These bounds tell a hang from an answer with
+# room to spare on a busy machine; what the routes take is measured by `clinicbot bench`, not here.
+HUNG_S = 4.0
+PAGES = ("/healthz", "/embed.js", "/widget.js", "/staff/login")
+
+
+def timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def test_a_frozen_database_holds_up_no_page_and_chats_are_answered_and_spooled(own_postgres, data_dir, models):
+    from bot.chat import Pipeline
+    from bot.web import create_app
+
+    settings = make_settings(data_dir, database_url=own_postgres.url(), store_timeout_s=1.0)
+    pipeline = Pipeline.build(settings, models=models)
+    with TestClient(create_app(pipeline)) as client:
+        assert client.post("/api/chat", json={"message": QUESTION}).json()["stored"] is True
+        with frozen(own_postgres):
+            for path in PAGES:
+                response, took = timed(lambda path=path: client.get(path))
+                assert took < HUNG_S and response.status_code < 500, f"{path} waited {took:.1f} s on a frozen database"
+            response, took = timed(lambda: client.post("/api/chat", json={"message": QUESTION, "session": "frozen"}))
+            reply = response.json()
+            assert took < HUNG_S, f"a chat waited {took:.1f} s on a frozen database"
+            assert reply["kind"] == "answer" and reply["stored"] is False and reply["spooled"] is True
+    pipeline.finish_writes()
+    assert pipeline.store.exchange(reply["reply_id"]) is not None, "the spooled exchange was written once thawed"
+
+
+def test_a_frozen_chroma_gives_the_please_call_reply_without_a_hang(own_chroma, data_dir, models):
+    from bot.chat import Pipeline
+    from bot.web import create_app
+
+    pipeline = Pipeline.build(
+        make_settings(data_dir, chroma_url=own_chroma.url, chroma_prefix="", chroma_timeout_s=1.0), models=models
+    )
+    assert pipeline.ask(QUESTION).kind == "answer"
+    with TestClient(create_app(pipeline)) as client, frozen(own_chroma):
+        response, took = timed(lambda: client.post("/api/chat", json={"message": "what is a chemical peel"}))
+        assert took < HUNG_S, f"a chat waited {took:.1f} s on a frozen Chroma"
+        assert response.json()["rule"] == "index.unavailable"
+        for path in PAGES:
+            response, took = timed(lambda path=path: client.get(path))
+            assert took < HUNG_S and response.status_code < 500, f"{path} waited {took:.1f} s on a frozen Chroma"
+    assert ask_until(pipeline, QUESTION, "answer").kind == "answer"
+
+
+@contextlib.contextmanager
 def tiny_disk(folder: Path, size: str = "512k") -> Iterator[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)

@@ -36,7 +36,7 @@ def test_only_changed_chunks_are_embedded_again(data_dir, knowledge, models):
 
 def test_drafts_are_not_served(data_dir, knowledge, models, pipeline):
     path = knowledge / "explainers" / "tattoo-removal.md"
-    path.write_text(path.read_text().replace("status: approved", "status: draft"))
+    path.write_text(path.read_text().replace("status: sample", "status: draft"))
     report = ingest(make_settings(data_dir, knowledge), embedder=models.embedder)
     assert report.removed and all(c.startswith("tattoo-removal#") for c in report.removed)
     snapshot = pipeline.search.index.snapshot(max_age_s=0)
@@ -47,7 +47,8 @@ def _edit_every_paragraph(knowledge):
     for path in (knowledge / "explainers").glob("*.md"):
         text = path.read_text()
         front, body = text.split("\n---\n", 1)
-        body = re.sub(r"(?m)^(?!#|>|\*\*|-|\s*$)(.+)$", r"\1 Ask the clinic if unsure.", body)
+        # every line of prose or list; not headings, the notice, or a bold line standing alone (a question, a tier)
+        body = re.sub(r"(?m)^(?!#|>|\*\*[^*]*\*\*\s*$|\s*$)(.+)$", r"\1 Ask the clinic if unsure.", body)
         path.write_text(front + "\n---\n" + body)
 
 

@@ -83,6 +83,22 @@ def test_follow_up_resolves_to_the_earlier_topic(pipeline):
     assert follow.sources[0].id == "biostimulatory-fillers"
 
 
+@pytest.mark.parametrize(
+    ("opening", "follow_up", "topic"),
+    [
+        ("does coolsculpting work on inner thighs", "does it hurt tho", "cryolipolysis"),
+        ("photofacial for redness on my cheeks?", "what do i do after, like aftercare wise", "ipl-photofacial"),
+        ("im a 55 yo man looking into sculptra, what is it exactly", "how long does it last", "biostimulatory-fillers"),
+    ],
+)
+def test_a_follow_up_that_names_nothing_stays_with_the_treatment_just_discussed(pipeline, opening, follow_up, topic):
+    """Even when another explainer has a closer sentence ("most people find it gentle"), and when the first answer
+    also cited a general topic (costs) before the treatment."""
+    first = pipeline.ask(opening)
+    follow = pipeline.ask(follow_up, session=first.session)
+    assert follow.kind == "answer" and {s.id for s in follow.sources} == {topic}
+
+
 def test_the_stored_exchange_is_redacted(pipeline):
     reply = pipeline.ask("Hi I'm Marisol Quintanilla, 415-555-0134, does Dysport hurt?")
     with pipeline.store.session() as s:

@@ -156,6 +156,7 @@ def test_folding_keeps_accents_and_plain_text():
     assert fold("Ｂｏｔｏｘ") == "Botox"
 
 
+@pytest.mark.embedded_only
 def test_a_second_process_opening_the_database_mid_run_loses_nothing(pipeline):
     database = pipeline.settings.database_url_resolved.removeprefix("sqlite:///")
     first = [pipeline.ask("what is ipl", session="s1") for _ in range(3)]

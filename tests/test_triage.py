@@ -252,6 +252,6 @@ def test_tables_are_big_enough() -> None:
 
 
 def test_every_rule_id_starts_with_its_kind(triage: Triage) -> None:
-    for rule in triage.rules:
+    for rule in triage.rules.rules:
         assert rule.kind in {"emergency", "refer", "out_of_scope"}, rule.id
         assert rule.id.startswith(f"{rule.kind}."), rule.id

@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
 from bot.config import Settings
+from bot.errors import KnowledgeError
+from bot.knowledge import load_explainers, serving
 from bot.replies import reply_text
 
 DEFAULT_BRAND = "#1f5f8b"
@@ -106,6 +108,7 @@ body {{ font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 .cb-emergency p:first-child {{ font-weight: 700; }}
 .cb-emergency a.cb-call {{ display: inline-block; margin: 4px 0; padding: 10px 16px; border-radius: 8px;
   color: {CALL_BUTTON[0]}; background: {CALL_BUTTON[1]}; font-size: 1.1em; font-weight: 700; text-decoration: none; }}
+.cb-sample {{ margin: 0 0 0.5em; padding: 0.35em 0.6em; border-left: 4px solid #8a5a00; background: #fff7e0; color: #3d2a00; font-size: 0.92em; }}
 .cb-sources {{ margin-top: 0.5em; }}
 .cb-sources summary {{ cursor: pointer; font-weight: 600; }}
 .cb-sources ul {{ margin: 0.25em 0 0; padding-left: 1.2em; }}
@@ -263,3 +266,30 @@ def add_widget_routes(app: FastAPI, settings: Settings) -> None:
     @app.get("/widget.css", include_in_schema=False)
     async def widget_css() -> Response:
         return Response(sheet, media_type="text/css; charset=utf-8", headers=ASSET_CACHE)
+
+
+# An SVG viewed on its own may style itself but never runs a script or loads anything.
+IMAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+
+
+def served_images(settings: Settings) -> dict[str, bytes]:
+    """The diagrams the explainers patients may be shown name, read once: nothing else under knowledge/ is served."""
+    folder = settings.knowledge_dir / "images"
+    try:
+        shown = serving(load_explainers(settings.knowledge_dir), settings.production)
+    except KnowledgeError:
+        return {}
+    names = {picture.file for e in shown for picture in e.meta.images}
+    return {name: (folder / name).read_bytes() for name in sorted(names) if (folder / name).is_file()}
+
+
+def add_image_routes(app: FastAPI, settings: Settings) -> None:
+    """GET /images/<file>.svg for the diagrams explainers link (read at start; a new one shows after a restart)."""
+    images = served_images(settings)
+    headers = {**ASSET_CACHE, "Content-Security-Policy": IMAGE_POLICY}
+
+    @app.get("/images/{name}", include_in_schema=False)
+    async def image(name: str) -> Response:
+        if name not in images:
+            return Response(status_code=404)
+        return Response(images[name], media_type="image/svg+xml", headers=headers)

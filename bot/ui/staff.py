@@ -11,12 +11,14 @@ import html
 from typing import Any
 
 import gradio as gr
+import yaml
 
 from bot.auth import StaffUser
 from bot.curation import Curation, Listing, add_faq_question
 from bot.errors import AccessDenied, ClinicbotError, CurationError, StoreUnavailable
 from bot.knowledge import FRONT_MATTER
 from bot.readability import reading_grade
+from bot.schemas import Picture
 from bot.store import Store
 
 LIST_HEADERS = ["id", "title", "published", "draft", "version", "review due"]
@@ -56,9 +58,28 @@ def _when(value: dt.datetime) -> str:
 
 
 def preview_of(text: str) -> str:
-    """The body as patients would read it, under its reading grade."""
+    """The body as patients would read it, under its reading grade, with the diagrams it names."""
     body = FRONT_MATTER.sub("", text or "", count=1)
-    return f"*Reading grade {reading_grade(body):.1f}*\n\n{body}" if body.strip() else ""
+    if not body.strip():
+        return ""
+    grade = reading_grade(body)
+    pictures = "".join(f"![{alt}](/images/{file})\n\n" for file, alt in _pictures(text))
+    # after the red-flag box: the danger-sign cards sit with the signs they show, near the top
+    head, box, rest = body.partition("\n## Call now if")
+    after = rest.find("\n## ")
+    shown = f"{head}{box}{rest[:after]}\n\n{pictures}{rest[after:]}" if box and after >= 0 else f"{body}\n\n{pictures}"
+    return f"*Reading grade {grade:.1f}*\n\n{shown}"
+
+
+def _pictures(text: str) -> list[tuple[str, str]]:
+    """(file, alt) of the front matter's images, or none while the front matter does not parse."""
+    match = FRONT_MATTER.match(text or "")
+    try:
+        front = yaml.safe_load(match.group(1)) if match else {}
+        pictures = [Picture(**entry) for entry in (front or {}).get("images") or []]
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError):
+        return []
+    return [(picture.file, picture.alt) for picture in pictures]
 
 
 def weekly_plot(store: Store, field: str) -> Any:

@@ -1,11 +1,15 @@
 """Patients played against the widget's HTTP interface on loopback: questions from the evaluation set, sessions with
 follow-ups, and feedback clicks. Run through `evals/load/run.py`, which starts the app and records the results.
 
+Each simulated patient has an address of its own (sent as X-Forwarded-For; the run lists 127.0.0.1 as a trusted
+proxy, as a clinic lists its load balancer), so the normal per-client limits apply to each, as in production.
+
 Set LOAD_SHAPE=ramp for the ramp that shows where latency turns up (10 → 300 users in steps of 30 s).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -20,6 +24,7 @@ QUESTIONS = [
     for line in (Path(__file__).resolve().parents[1] / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     if line.strip()
 ]
+_ADDRESSES = (f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}" for n in itertools.count(1))
 FOLLOW_UPS = ["how long does it last?", "does it hurt?", "how much downtime is there?", "what are the risks?"]
 
 
@@ -31,14 +36,17 @@ def loopback_only(environment, **_kwargs) -> None:
 
 
 class Patient(FastHttpUser):
-    wait_time = between(1, 3)  # a person reads the reply before typing again
+    wait_time = between(4, 12)  # a person reads the reply, then types the next message
 
     def on_start(self) -> None:
         self.session: str | None = None
+        self.address = {"X-Forwarded-For": next(_ADDRESSES)}  # this patient's own address
 
     def _ask(self, message: str) -> dict | None:
         body = {"message": message, "session": self.session}
-        with self.client.post("/api/chat", json=body, name="/api/chat", catch_response=True) as response:
+        with self.client.post(
+            "/api/chat", json=body, headers=self.address, name="/api/chat", catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}")
                 return None
@@ -53,6 +61,7 @@ class Patient(FastHttpUser):
             self.client.post(
                 "/api/feedback",
                 json={"reply_id": reply["reply_id"], "helpful": random.random() < 0.7},
+                headers=self.address,
                 name="/api/feedback",
             )
 

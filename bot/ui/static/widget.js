@@ -141,6 +141,13 @@
       item.appendChild(el("strong", "", source.title));
       item.appendChild(document.createTextNode(" — " + source.section + " "));
       item.appendChild(el("small", "", "(version " + source.version + ", last reviewed " + source.reviewed_on + ")"));
+      (source.images || []).forEach(function (image) {
+        if (!/^\/images\/[a-z0-9-]+\.svg$/.test(image.url)) return;  // only our own diagrams
+        var picture = link(image.url, "Picture: " + image.alt, "cb-picture");
+        picture.target = "_blank";
+        picture.rel = "noopener";
+        item.appendChild(para(picture));
+      });
       list.appendChild(item);
     });
     details.appendChild(list);
@@ -173,6 +180,10 @@
     },
     answer: function (reply) {
       var node = el("div", "cb-answer");
+      var sample = (reply.sources || []).some(function (s) { return s.status === "sample"; });
+      if (sample) {
+        node.appendChild(el("p", "cb-sample", "Sample text: the clinic has not reviewed this yet. Check with the clinic before you rely on it."));
+      }
       appendParagraphs(node, reply.text);
       if (reply.sources && reply.sources.length) node.appendChild(sourceList(reply.sources));
       return node;

@@ -1,7 +1,6 @@
-"""Triage: emergency, refer or out-of-scope, decided before retrieval from readable rules.
+"""The readable rules: the high-precision floor of triage. The rules live in `bot/rules/triage.yaml`.
 
 Reads the raw message (redaction can remove words that matter) but never stores or logs it.
-Never delegated to an LLM. The rules live in `rules/triage.yaml`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ _CLAUSE_BREAK = re.compile(r"[.!?;\n]|,\s*(?:but|and|so)\b|\bbut\b")
 
 
 @dataclass(frozen=True)
-class Decision:
+class Ruling:
     kind: str  # emergency | refer | out_of_scope | pass
     rule: str  # the id of the rule that fired, or "none"
 
@@ -36,7 +35,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-class Triage:
+class Rules:
     def __init__(self, rules: dict[str, Any] | None = None):
         if rules is None:
             rules = yaml.safe_load(resources.files("bot.rules").joinpath("triage.yaml").read_text("utf-8"))
@@ -58,7 +57,7 @@ class Triage:
             for r in rules["rules"]
         )
 
-    def classify(self, message: str) -> Decision:
+    def classify(self, message: str) -> Ruling:
         text = _plain(message)
         general = self._is_general_question(text)
         aesthetic = bool(self._aesthetic.search(text))
@@ -69,8 +68,8 @@ class Triage:
                 continue
             for pattern in rule.patterns:
                 if any(self._counts(text, m, rule, general) for m in pattern.finditer(text)):
-                    return Decision(rule.kind, rule.id)
-        return Decision("pass", "none")
+                    return Ruling(rule.kind, rule.id)
+        return Ruling("pass", "none")
 
     def _counts(self, text: str, match: re.Match[str], rule: _Rule, general: bool) -> bool:
         if rule.kind in ("emergency", "refer") and self._negated(text, match.start()):
