@@ -87,7 +87,7 @@ def axe_violations(page, exclude: list[str] | None = None) -> list[dict]:
             const found = await axe.run(context.exclude.length ? context : document,
                 {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
             return found.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(' ') + ' :: ' + n.html.slice(0, 160))}));
         }""",
         context,
     )

@@ -128,13 +128,26 @@ class Server:
         self.start()
 
     def freeze(self) -> None:
-        """Stop the server and every process it forked (SIGSTOP): connections stay open and nothing answers."""
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGSTOP)
+        """Stop the server and every process it forked (SIGSTOP): connections stay open and nothing answers.
+        PostgreSQL's backends each start a session of their own, so the tree is walked, not the process group."""
+        for pid in self._tree():
+            os.kill(pid, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        if self._proc is not None:
-            os.killpg(self._proc.pid, signal.SIGCONT)
+        for pid in reversed(self._tree()):
+            os.kill(pid, signal.SIGCONT)
+
+    def _tree(self) -> list[int]:
+        if self._proc is None:
+            return []
+        tree, todo = [], [self._proc.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            with contextlib.suppress(OSError):
+                todo += [int(child) for child in children.read_text().split()]
+        return tree
 
     def close(self) -> None:
         """Stop the server and delete its files."""

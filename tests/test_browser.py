@@ -95,6 +95,11 @@ def open_explainer(page, explainer_id: str) -> None:
     page.wait_for_function(
         "id => document.querySelector('#editor textarea').value.includes('id: ' + id)", arg=explainer_id
     )
+    # Gradio dims every output it is still filling (a faded block fails axe's contrast check): wait until none is
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#trail, #status, #preview')].every(
+            node => !node.closest('.pending') && getComputedStyle(node).opacity === '1')"""
+    )
 
 
 def feedback_rows(pipeline) -> list[tuple[bool, str]]:
