@@ -53,13 +53,22 @@ def site(served) -> str:
     return served.url
 
 
+# How long a step may wait before it counts as hung: generous, because CI's two cores run the app, the browser and
+# the test at once. What the pages take is not measured here.
+WAIT_MS = 60_000
+
+
+def new_page(browser, **context_options):
+    opened = browser.new_context(**context_options).new_page()
+    opened.set_default_timeout(WAIT_MS)
+    return opened
+
+
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
+    opened = new_page(browser, viewport={"width": 390, "height": 844})  # a phone
     yield opened
-    context.close()
+    opened.context.close()
 
 
 def ask(page, message: str) -> None:
@@ -140,7 +149,7 @@ def test_an_emergency_message_shows_the_emergency_card(page, site):
 
 
 def test_editor_edits_clinician_approves_and_the_widget_answers_from_the_new_text(browser, site):
-    editor = browser.new_context().new_page()
+    editor = new_page(browser)
     sign_in(editor, site, "ed@clinic.test")
     editor.wait_for_url(re.compile(r"/staff/console/"))
     open_explainer(editor, "hydrafacial")
@@ -154,7 +163,7 @@ def test_editor_edits_clinician_approves_and_the_widget_answers_from_the_new_tex
     editor.locator("#status", has_text="Submitted").wait_for()
     screenshot(editor, "console-editor-submitted")
 
-    clinician = browser.new_context().new_page()
+    clinician = new_page(browser)
     sign_in(clinician, site, "dr.lee@clinic.test")
     open_explainer(clinician, "hydrafacial")
     screenshot(clinician, "console-clinician-review")
@@ -162,7 +171,7 @@ def test_editor_edits_clinician_approves_and_the_widget_answers_from_the_new_tex
     clinician.click("#approve")
     clinician.locator("#status", has_text="version 2").wait_for()
 
-    patient = browser.new_context().new_page()
+    patient = new_page(browser)
     patient.goto(site)
     ask(patient, "can I wear makeup after a hydrafacial?")
     answer = patient.locator(".cb-answer").last
@@ -252,14 +261,14 @@ def test_the_widget_works_by_keyboard(page, site):
 
 
 def test_unanswered_questions_reach_staff_redacted_and_become_a_draft(browser, site):
-    patient = browser.new_context().new_page()
+    patient = new_page(browser)
     patient.goto(site)
     ask(patient, "Hi I'm Maria Lopez, do you do hair transplants?")
     unknown = patient.locator(".cb-unknown").last
     unknown.wait_for()
     assert unknown.locator("p", has_text="Ask the clinic: call").locator("a").get_attribute("href") == "tel:+15550100"
 
-    staff = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    staff = new_page(browser, viewport={"width": 1280, "height": 900})
     sign_in(staff, site, "ed@clinic.test")
     staff.locator("#greeting", has_text="Signed in").wait_for()
     staff.get_by_role("tab", name="Insights").click()
@@ -429,7 +438,7 @@ def test_the_widget_fits_a_320px_wide_phone(browser, site):
     context = browser.new_context(viewport={"width": 320, "height": 568})
     try:
         page = context.new_page()
-        page.set_default_timeout(20_000)
+        page.set_default_timeout(WAIT_MS)
         page.goto(site)
         ask_and_wait(page, "my lips went white and really hurt after filler")
         ask_and_wait(page, "what about https://example.com/" + "averyveryverylongwordwithoutanyspaces" * 4)
