@@ -306,6 +306,9 @@ class Store:
             key = int.from_bytes(hashlib.sha256(f"clinicbot:{name}".encode()).digest()[:8], "big", signed=True)
             try:
                 connection = self.engine.connect()
+                # waiting for another holder is not a hung database: no statement or lock timeout on this wait
+                connection.execute(text("SET statement_timeout = 0"))
+                connection.execute(text("SET lock_timeout = 0"))
                 connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             except SQLAlchemyError:
                 raise StoreUnavailable(
@@ -317,6 +320,8 @@ class Store:
             finally:
                 try:  # a pooled connection outlives close(), and its session lock with it: release it explicitly
                     connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.execute(text("RESET statement_timeout"))
+                    connection.execute(text("RESET lock_timeout"))
                     connection.close()
                 except SQLAlchemyError:
                     connection.invalidate()  # the server session is gone, and its locks with it
