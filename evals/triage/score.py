@@ -92,7 +92,7 @@ def main() -> None:
     for name, (hits, cases) in now.items():
         old_hits, _ = before[name]
         lines.append(f"| {name} | {hits / max(cases, 1):.3f} ({hits}/{cases}) | {old_hits / max(cases, 1):.3f} |")
-    fired = Counter(d.rule.split(".")[0] if d.rule.startswith("model") is False else d.rule for d in decisions)
+    fired = Counter(d.rule if d.rule.startswith("model.") else d.rule.split(".")[0] for d in decisions)
     lines += [
         "",
         f"Decided by: {dict(sorted(fired.items()))}.",

@@ -26,7 +26,7 @@ from bot.config import Settings  # noqa: E402
 from bot.embed import Embedder  # noqa: E402
 from bot.fold import fold  # noqa: E402
 from bot.retrieve import AliasMatcher  # noqa: E402
-from bot.triage.head import LABELS, Head, Thresholds, features  # noqa: E402
+from bot.triage.head import LABELS, Thresholds, features  # noqa: E402
 
 TARGET_EMERGENCY_RECALL = 0.97  # on dev; the rules floor and the sentence-by-sentence read add to it
 MAX_FALSE_EMERGENCY = 0.02  # on dev messages that are not emergencies
@@ -97,10 +97,8 @@ def main() -> None:
     weights = model.coef_.T.astype(np.float32)  # (features, classes), classes in LABELS order
     bias = model.intercept_.astype(np.float32)
     assert list(model.classes_) == list(range(len(LABELS)))
-    head = Head(weights, bias, Thresholds(0.5, 0.3, UNSURE))
     p_dev = np.stack([_softmax(x @ weights + bias) for x in x_dev])
     thresholds = choose_thresholds(p_dev, y_dev)
-    head.thresholds = thresholds
     buffer = io.BytesIO()
     np.savez(buffer, weights=weights, bias=bias, thresholds=np.array(json.dumps(thresholds.__dict__)))
     data = buffer.getvalue()
